@@ -1,0 +1,193 @@
+"""The ``bench`` command: parsing and printing only; the work is in session/report/plugins."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+
+from harness import __version__
+from harness.errors import EXIT_BAD_INPUT, BenchError
+
+_state: dict[str, Any] = {}
+
+
+def _plugins() -> Any:
+    from harness.plugins import ensure_importable_cwd, load_plugins
+
+    if "plugins" not in _state:
+        ensure_importable_cwd()
+        _state["plugins"] = load_plugins()
+    return _state["plugins"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoobench")
+def cli() -> None:
+    """zoobench: benchmark TensorFlow training on Ascend NPUs, GPUs and CPUs."""
+
+
+def _print_summary(outcomes: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.report import fmt, summary_rows
+
+    table = Table(title="zoobench results")
+    for column in ("case", "devices", "global batch", "samples/s", "per device", "step ms",
+                   "MFU", "scaling", "accuracy", "status", "report"):
+        table.add_column(column, justify="left" if column in ("case", "accuracy", "status",
+                                                              "report") else "right")
+    for outcome in outcomes:
+        for row in summary_rows(outcome.report):
+            acc = " ".join(f"{k}={v:.3f}" for k, v in row["accuracy"].items()) or "-"
+            table.add_row(row["case"], str(row["devices"]), str(row["global_batch"]),
+                          fmt(row["samples_per_sec"]), fmt(row["per_device"]),
+                          fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
+                          fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder)
+    console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
+    console.print(table)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.argument("cases", nargs=-1, required=True)
+@click.option("--device", help="Override the case's device (cpu, gpu, npu, auto).")
+@click.option("--devices", help="Override the device counts, e.g. 1,2,8.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any case key (dotted), value read as YAML. Repeatable.")
+@click.option("--out", default="reports", show_default=True, help="Folder for run folders.")
+@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+              help="Load a plugin module by import path. Repeatable.")
+def run(cases: tuple[str, ...], device: str | None, devices: str | None,
+        overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...]) -> None:
+    """Run case files (YAML or CSV); one report folder per case under --out."""
+    from harness.progress import make_progress
+    from harness.session import execute, plan
+
+    extra = list(overrides)
+    if device:
+        extra.append(f"device={device}")
+    if devices:
+        extra.append(f"devices=[{devices}]")
+    plugins, resolved = plan(list(cases), extra, list(plugin_modules), plugins=_plugins())
+    signal.signal(signal.SIGTERM, _interrupt)
+    outcomes = []
+    for case in resolved:
+        outcome = execute(case, plugins, out, make_progress())
+        outcomes.append(outcome)
+        if outcome.report["status"] == "interrupted":
+            break
+    _print_summary(outcomes)
+    for outcome in outcomes:
+        click.echo(f"report: {outcome.folder}/report.json ({outcome.report['status']})")
+    sys.exit(max(o.exit_code for o in outcomes))
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(as_json: bool) -> None:
+    """Plugins, models and device backends."""
+    plugins = _plugins()
+    data = {
+        "plugins": [{"name": i.name, "version": i.version, "source": i.source,
+                     "module": i.module} for i in plugins.infos.values()],
+        "models": [{"name": m.name, "description": m.description, "version":
+                    plugins.model_version(m.name), "plugin": m.plugin, "sources": list(m.sources),
+                    "params": m.params} for _, m in plugins.models.items()],
+        "devices": [{"name": name, "description": cls.description,
+                     "available": _available(cls)} for name, cls in plugins.devices.items()],
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo("plugins:")
+    for p in data["plugins"]:
+        click.echo(f"  {p['name']:<16} {p['version']:<12} {p['source']:<12} {p['module']}")
+    click.echo("models:")
+    for m in data["models"]:
+        click.echo(f"  {m['name']:<16} {m['version']:<12} {m['description']}")
+    click.echo("devices:")
+    for d in data["devices"]:
+        state = "available" if d["available"] else "not available"
+        click.echo(f"  {d['name']:<16} {state:<14} {d['description']}")
+
+
+def _available(backend_cls: Any) -> bool:
+    try:
+        return bool(backend_cls.available())
+    except Exception:  # noqa: BLE001 - a probe that breaks means "not here"
+        return False
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def env(as_json: bool) -> None:
+    """The environment fingerprint that reports record."""
+    from harness.report import capture_environment
+
+    plugins = _plugins()
+    devices = {name: cls.describe() for name, cls in plugins.devices.items() if _available(cls)}
+    data = capture_environment(plugins)
+    data["devices_available"] = devices
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:<18} {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+def report(paths: tuple[str, ...]) -> None:
+    """Re-render report.md (and the other renderers' files) from report.json files."""
+    import os
+
+    from harness.report import find_reports, load_report, write_atomic
+
+    plugins = _plugins()
+    outcomes = []
+    for path in find_reports(list(paths)):
+        data = load_report(path)
+        folder = os.path.dirname(path) or "."
+        for filename, render in plugins.report_writers.items():
+            write_atomic(os.path.join(folder, filename), render(data))
+        outcomes.append(_Rendered(data, folder))
+    _print_summary(outcomes)
+
+
+class _Rendered:
+    def __init__(self, report: dict, folder: str) -> None:
+        self.report, self.folder = report, folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: BenchError -> one line on stderr and its exit code, no traceback."""
+    try:
+        plugins = _plugins()
+        plugins.hook.register_commands(cli=cli)
+        cli.main(args=argv, prog_name="bench", standalone_mode=False)
+    except BenchError as exc:
+        click.echo(f"bench: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except click.Abort:
+        click.echo("bench: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("bench: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

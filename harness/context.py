@@ -1,0 +1,64 @@
+"""What the model hooks receive (RunContext) and what build_model returns (ModelSpec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+@dataclass
+class ModelSpec:
+    """A model plugin's answer to ``build_model``.
+
+    ``loss(labels, outputs)`` returns one loss per example (shape ``[batch]``); the runner
+    averages it over the *global* batch, so the gradients are the same on 1 or N devices.
+    ``flops_per_sample`` is the forward pass's FLOPs for one sample (MFU uses 3x that for a
+    training step); leave it None when unknown and the report's MFU stays empty.
+    """
+
+    model: Any
+    loss: Callable[[Any, Any], Any]
+    optimizer: Any
+    metrics: list = field(default_factory=list)
+    flops_per_sample: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Facts about the run that a model hook needs to build its part.
+
+    The dataset of ``build_dataset`` yields ``(features, labels)`` batches of
+    ``pipeline_batch_size`` examples: the global batch divided among the input pipelines
+    (one per worker process). ``shard(dataset)`` splits file or example streams between those
+    pipelines; the runner distributes each batch over the local devices itself.
+    """
+
+    devices: int
+    batch_size: int
+    global_batch_size: int
+    num_input_pipelines: int = 1
+    input_pipeline_id: int = 0
+    strategy: Any = None
+    compute_dtype: str = "float32"
+    variable_dtype: str = "float32"
+    seed: int = 0
+    train_steps: int = 0
+    steps_per_epoch: int | None = None
+    device_type: str = "cpu"
+    rank: int = 0
+    model_spec: ModelSpec | None = None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def pipeline_batch_size(self) -> int:
+        return self.global_batch_size // self.num_input_pipelines
+
+    def shard(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """This pipeline's share of ``dataset`` (whole when there is one pipeline)."""
+        if self.num_input_pipelines <= 1:
+            return dataset
+        return dataset.shard(self.num_input_pipelines, self.input_pipeline_id)

@@ -1,0 +1,34 @@
+"""Builtin fallbacks that step aside for any plugin (``trylast``): eval and the log line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from harness.case import Case
+    from harness.context import RunContext
+
+
+@hookimpl(trylast=True)
+def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | None:
+    """Run the ModelSpec's Keras metrics over the eval dataset."""
+    spec = ctx.model_spec
+    if spec is None or not spec.metrics:
+        return None
+    for metric in spec.metrics:
+        metric.reset_state()
+    for features, labels in dataset:
+        outputs = model(features, training=False)
+        for metric in spec.metrics:
+            metric.update_state(labels, outputs)
+    return {metric.name: float(metric.result()) for metric in spec.metrics}
+
+
+@hookimpl(trylast=True)
+def log_interval(case: Case, record: dict[str, Any]) -> str:
+    epoch = f"  epoch {record['epoch']:.2f}" if record.get("epoch") is not None else ""
+    lr = f"  lr {record['lr']:.7f}" if record.get("lr") is not None else ""
+    return (f"step {record['step']:>6}/{record['total_steps']}{epoch}  "
+            f"samples/s {record['samples_per_sec']:9.1f}  loss {record['loss']:.4f}{lr}")

@@ -1,0 +1,1 @@
+"""Device backends (cpu, gpu, npu), each a builtin plugin registering itself."""

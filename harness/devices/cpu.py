@@ -1,0 +1,119 @@
+"""CPU backend: N logical CPU devices under MirroredStrategy; bf16 for mixed precision."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.devices.base import DeviceBackend
+from harness.errors import BenchError
+from harness.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from harness.case import Case
+
+# Tests and launchers may ask for more logical devices than the first case needs, since the
+# count can only be set before TensorFlow initialises its runtime.
+LOGICAL_DEVICES_ENV = "BENCH_CPU_LOGICAL_DEVICES"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_dir() -> str:
+    root = os.environ.get("BENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoobench")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> float:
+    """Best-of FLOP/s of a square matmul on the CPU: the peak that MFU divides by."""
+    from harness.tfcompat import tf
+
+    with tf.device("/cpu:0"):
+        a = tf.random.normal((size, size), dtype=tf.float32)
+        a = tf.cast(a, dtype)
+        matmul = tf.function(lambda x: tf.matmul(x, x))
+        matmul(a).numpy()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a).numpy()
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
+
+
+class CpuBackend(DeviceBackend):
+    name = "cpu"
+    description = "host CPU; N logical devices under MirroredStrategy"
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"type": "cpu", "name": cpu_model(), "count": os.cpu_count() or 1}
+
+    def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
+        from harness.tfcompat import tf
+
+        wanted = max(max_devices, int(os.environ.get(LOGICAL_DEVICES_ENV, "0") or 0))
+        physical = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                physical[0], [tf.config.LogicalDeviceConfiguration()] * wanted)
+        except RuntimeError:
+            pass  # already initialised in this process: check below what it has
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have < max_devices:
+            raise BenchError(
+                f"{case.source}: devices: {max_devices} CPU devices wanted, but TensorFlow was "
+                f"initialised with {have} in this process; set {LOGICAL_DEVICES_ENV}="
+                f"{max_devices} before the first run or use launcher: process")
+
+    def strategy(self, count: int) -> Any:
+        from harness.tfcompat import tf
+
+        if count == 1:
+            return tf.distribute.OneDeviceStrategy("/cpu:0")
+        devices = [f"/cpu:{i}" for i in range(count)]
+        return tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice("/cpu:0"))
+
+    def precision_policy(self, case: Case, options: dict[str, Any]) -> str:
+        return "mixed_bfloat16" if case.precision == "mixed" else "float32"
+
+    def peak_flops(self, count: int, dtype: str) -> float | None:
+        # Logical CPU devices share the same cores: the peak is the whole CPU's, whatever count.
+        key = f"{cpu_model()}|{os.cpu_count()}|{dtype}"
+        path = os.path.join(cache_dir(), "cpu_peak_flops.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                cached = json.load(fh)
+        except (OSError, ValueError):
+            cached = {}
+        if key not in cached:
+            cached[key] = measure_matmul_flops(dtype)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(cached, fh)
+            os.replace(tmp, path)
+        return float(cached[key])
+
+
+@hookimpl
+def register_devices(registry: Any) -> None:
+    registry.add(CpuBackend)

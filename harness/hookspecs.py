@@ -1,0 +1,168 @@
+"""Every zoobench hook, documented: this module is the plugin author's reference.
+
+A plugin is a module (or object) with functions marked ``@hookimpl``::
+
+    from harness.plugins import hookimpl
+
+    @hookimpl
+    def register_models(registry):
+        registry.add("mlp", description="a small MLP", params={"hidden": 64})
+
+    @hookimpl
+    def build_model(case, ctx):
+        if case.model != "mlp":
+            return None          # not my case: let another plugin answer
+        ...
+
+Model hooks are ``firstresult``: the first plugin that returns something other than None
+answers, so a model plugin returns None for cases whose ``case.model`` is not its own.
+Register hooks (``register_*``) are called on every plugin and receive a registry object.
+Plugin modules should not import TensorFlow at import time (``bench --help`` must stay fast):
+import it inside the hooks, through ``harness.tfcompat``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import tensorflow as tf
+
+    from harness.case import Case
+    from harness.context import ModelSpec, RunContext
+    from harness.registry import (
+        CaseFormatRegistry,
+        DeviceRegistry,
+        ModelRegistry,
+        ReportWriterRegistry,
+    )
+
+hookspec = pluggy.HookspecMarker("bench")
+
+
+# --- model hooks -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def build_dataset(case: Case, split: str, ctx: RunContext) -> tf.data.Dataset | None:
+    """Build the input pipeline of ``case`` for ``split``.
+
+    :param case: the validated, frozen case (``case.params`` holds the model's merged params,
+        ``case.data`` the source and paths).
+    :param split: ``"train"`` or ``"eval"``.
+    :param ctx: run facts; batch with ``ctx.pipeline_batch_size`` and call ``ctx.shard`` on the
+        file or example stream before batching.
+    :return: a ``tf.data.Dataset`` of ``(features, labels)`` batches. A finite dataset is one
+        epoch (the runner repeats it and derives steps per epoch from it); an infinite one
+        (synthetic data) is used as is. None when ``case.model`` is not this plugin's.
+        First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
+    """Build the model, its per-example loss, the optimizer (with its learning-rate schedule)
+    and metrics. Called inside the distribution strategy's scope and after the precision
+    policy is set, so layers pick up the compute dtype.
+
+    :param case: the validated case.
+    :param ctx: run facts (``ctx.train_steps`` and ``ctx.steps_per_epoch`` size LR schedules).
+    :return: a :class:`harness.context.ModelSpec`, or None when ``case.model`` is not this
+        plugin's. First non-None result wins.
+    """
+
+
+@hookspec
+def configure_npu(case: Case, options: dict[str, Any]) -> None:
+    """Amend the NPU / precision options before the device backend applies them.
+
+    Called for every run on every device type (the options also steer mixed precision on GPU
+    and CPU). ``options`` starts as the case's ``npu:`` section plus ``precision``; change it in
+    place (``options.setdefault("precision_mode", "allow_mix_precision")``,
+    ``options["loss_scale"] = 1024``, ``iterations_per_loop``, ``hcom_parallel``, ...).
+    A model plugin only touches options for its own ``case.model``. Return nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def evaluate(case: Case, model: Any, dataset: tf.data.Dataset, ctx: RunContext) -> dict | None:
+    """Evaluate ``model`` on the eval ``dataset``.
+
+    :param model: the trained Keras model (``ctx.model_spec`` holds the whole ModelSpec).
+    :param dataset: what ``build_dataset(case, "eval", ctx)`` returned, cut to ``eval.steps``
+        batches when the case sets it.
+    :return: metric name -> float (e.g. ``{"top1": 0.76, "top5": 0.93}``); these go to the
+        report's ``accuracy`` and are checked against ``eval.target``. None when the case is
+        not this plugin's. A builtin fallback evaluates ``ModelSpec.metrics``.
+        First non-None result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def log_interval(case: Case, record: dict[str, Any]) -> str | None:
+    """Format the plain-text training log line printed every ``train.log_every`` steps.
+
+    :param case: the running case (answer only for your own ``case.model``).
+    :param record: ``step``, ``epoch`` (float or None), ``samples_per_sec`` (global, this
+        interval), ``loss``, ``lr`` (or None), ``devices``.
+    :return: the line, or None to leave it to another plugin (a builtin fallback answers
+        last). First non-None result wins.
+    """
+
+
+# --- harness hooks -----------------------------------------------------------------------
+
+
+@hookspec
+def register_models(registry: ModelRegistry) -> None:
+    """Declare models: ``registry.add(name, description=..., params={defaults},
+    sources=("synthetic", ...), version=None)``. Case ``params`` are checked against the
+    defaults (unknown keys and wrong types are errors) and merged over them."""
+
+
+@hookspec
+def register_devices(registry: DeviceRegistry) -> None:
+    """Declare device backends: ``registry.add(BackendClass)``; the class has a ``name``
+    (``cpu``, ``gpu``, ``npu``) and implements :class:`harness.devices.base.DeviceBackend`."""
+
+
+@hookspec
+def register_case_formats(registry: CaseFormatRegistry) -> None:
+    """Declare case-file readers: ``registry.add(name, reader)`` where
+    ``reader.claims(path, text) -> bool`` and ``reader.read(path, text) -> list[(where, dict)]``
+    returns one raw case mapping per case with a location prefix for error messages."""
+
+
+@hookspec
+def register_report_writers(registry: ReportWriterRegistry) -> None:
+    """Declare report renderers: ``registry.add(filename, render)`` where
+    ``render(report_dict) -> str`` produces e.g. ``report.md``."""
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add ``bench`` subcommands, e.g. ``bench data ...``.
+
+    :param cli: the ``bench`` click group; call ``cli.add_command(command)``. Keep the module
+        importable without TensorFlow: ``bench --help`` lists these commands.
+    """
+
+
+@hookspec
+def environment(env: dict[str, Any]) -> None:
+    """Add facts to the environment fingerprint in place (``env["cann_version"] = ...``).
+
+    :param env: the fingerprint so far (python, tensorflow, keras, device, host, cpu, git...).
+    """
+
+
+@hookspec
+def report_written(report: dict[str, Any], path: str) -> None:
+    """Called after a run's report folder is complete (report.json and every renderer's file).
+
+    :param report: the report as written to report.json.
+    :param path: the run folder.
+    """

@@ -1,0 +1,80 @@
+"""The one place that imports TensorFlow and Keras; everything else gets them from here.
+
+Keras 2 API only: ``tf.keras`` on TF <= 2.15 (and the Ascend TF 2.6.5 stack), the ``tf_keras``
+package with ``TF_USE_LEGACY_KERAS=1`` on TF >= 2.16, where ``tf.keras`` became Keras 3.
+Imports are lazy (``from harness.tfcompat import tf, keras`` inside functions), so importing
+harness modules never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_cache: dict[str, Any] = {}
+
+
+def tf_version() -> tuple[int, int]:
+    import tensorflow as tf
+
+    major, minor = tf.__version__.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def _load() -> dict[str, Any]:
+    if not _cache:
+        # Must be set before TensorFlow is first imported, or tf.keras binds to Keras 3.
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        if tf_version() >= (2, 16):
+            try:
+                import tf_keras as keras
+            except ImportError as exc:
+                from harness.errors import BenchError
+
+                raise BenchError(
+                    f"TensorFlow {tf.__version__} needs the tf-keras package for the Keras 2 "
+                    f"API (pip install 'tf-keras~={tf.__version__.rsplit('.', 1)[0]}'): {exc}"
+                ) from None
+        else:
+            keras = tf.keras
+        _cache.update(tf=tf, keras=keras)
+    return _cache
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("tf", "keras"):
+        return _load()[name]
+    raise AttributeError(name)
+
+
+def is_loaded() -> bool:
+    """Whether TensorFlow has been imported in this process (by us or anyone)."""
+    import sys
+
+    return "tensorflow" in sys.modules
+
+
+def keras_version() -> str:
+    keras = _load()["keras"]
+    return getattr(keras, "__version__", None) or _load()["tf"].__version__
+
+
+def set_precision_policy(name: str) -> None:
+    """Set the global Keras mixed-precision policy (``float32``, ``mixed_float16``, ...)."""
+    _load()["keras"].mixed_precision.set_global_policy(name)
+
+
+def loss_scale_optimizer(optimizer: Any, dynamic: bool = True, initial_scale: float | None = None) -> Any:
+    """Wrap ``optimizer`` for loss scaling (static when ``dynamic`` is false)."""
+    mp = _load()["keras"].mixed_precision
+    if dynamic:
+        kwargs = {} if initial_scale is None else {"initial_scale": initial_scale}
+        return mp.LossScaleOptimizer(optimizer, **kwargs)
+    return mp.LossScaleOptimizer(optimizer, dynamic=False, initial_scale=initial_scale or 1024.0)
+
+
+def is_loss_scale_optimizer(optimizer: Any) -> bool:
+    return isinstance(optimizer, _load()["keras"].mixed_precision.LossScaleOptimizer)

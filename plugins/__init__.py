@@ -1,0 +1,1 @@
+"""zoobench's own model plugins, registered through the bench.plugins entry points."""

@@ -1,0 +1,151 @@
+"""A tiny model plugin for the harness tests: an MLP on a learnable synthetic task.
+
+Labels are ``argmax(x @ W)`` for a fixed random ``W``, so accuracy can rise far above chance
+(1 / num_classes) in a few hundred steps. Params inject faults and known step times.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from harness.context import ModelSpec
+from harness.plugins import hookimpl
+
+__version__ = "0.0.1"
+MODEL = "tiny_mlp"
+CALLS = {"steps": 0}
+
+
+def _pool(seed: int, n: int, features: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    weights = np.random.default_rng(1234).normal(size=(features, classes)).astype("float32")
+    x = np.random.default_rng(seed).normal(size=(n, features)).astype("float32")
+    return x, np.argmax(x @ weights, axis=1).astype("int32")
+
+
+@hookimpl
+def register_models(registry):
+    registry.add(MODEL, description="2-layer MLP on a learnable synthetic task",
+                 params={"features": 16, "classes": 4, "hidden": 32, "learning_rate": 0.1,
+                         "train_examples": 2048, "sleep_ms": 0.0, "warmup_sleep_ms": 0.0,
+                         "nan_at_step": 0, "fail_at_step": 0, "interrupt_at_step": 0},
+                 sources=("synthetic",))
+
+
+@hookimpl
+def build_dataset(case, split, ctx):
+    if case.model != MODEL:
+        return None
+    from harness.tfcompat import tf
+
+    p = case.params
+    seed = 1 if split == "train" else 2
+    x, y = _pool(seed, p["train_examples"] if split == "train" else 512, p["features"],
+                 p["classes"])
+    ds = ctx.shard(tf.data.Dataset.from_tensor_slices((x, y)))
+    if split == "train":
+        ds = ds.shuffle(len(x), seed=case.seed)
+    return ds.batch(ctx.pipeline_batch_size, drop_remainder=(split == "train"))
+
+
+def _step_hook(p, warmup_steps):
+    """Runs once per replica step on the host: sleeps and faults on schedule."""
+
+    def hook(loss):
+        CALLS["steps"] += 1
+        step = CALLS["steps"]
+        sleep = p["warmup_sleep_ms"] if step <= warmup_steps else p["sleep_ms"]
+        if sleep:
+            time.sleep(sleep / 1000.0)
+        if p["fail_at_step"] and step >= p["fail_at_step"]:
+            raise RuntimeError(f"injected failure at step {step}")
+        if p["nan_at_step"] and step >= p["nan_at_step"]:
+            return np.float32("nan") * loss
+        return loss
+
+    return hook
+
+
+@hookimpl
+def build_model(case, ctx):
+    if case.model != MODEL:
+        return None
+    from harness.tfcompat import keras, tf
+
+    p = case.params
+    CALLS["steps"] = 0
+    inputs = keras.Input((p["features"],))
+    hidden = keras.layers.Dense(p["hidden"], activation="relu")(inputs)
+    logits = keras.layers.Dense(p["classes"], dtype="float32")(hidden)
+    model = keras.Model(inputs, logits)
+    xent = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction=keras.losses.Reduction.NONE)
+    faults = any(p[k] for k in ("sleep_ms", "warmup_sleep_ms", "nan_at_step", "fail_at_step"))
+    hook = _step_hook(p, case.train.warmup_steps)
+
+    def loss(labels, outputs):
+        per_example = xent(labels, outputs)
+        if faults:
+            hooked = tf.numpy_function(hook, [per_example], tf.float32, stateful=True)
+            # the value comes from the hook (NaN included), the gradient from the real loss
+            per_example = per_example + tf.stop_gradient(tf.reshape(hooked, [-1]) - per_example)
+        return per_example
+
+    flops = 2 * (p["features"] * p["hidden"] + p["hidden"] * p["classes"])
+    return ModelSpec(model=model, loss=loss,
+                     optimizer=keras.optimizers.SGD(learning_rate=p["learning_rate"]),
+                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                     flops_per_sample=float(flops))
+
+
+@hookimpl
+def evaluate(case, model, dataset, ctx):
+    if case.model != MODEL:
+        return None
+    correct = total = 0
+    for features, labels in dataset:
+        predictions = np.argmax(model(features, training=False).numpy(), axis=1)
+        correct += int((predictions == labels.numpy()).sum())
+        total += len(predictions)
+    return {"accuracy": correct / total}
+
+
+@hookimpl
+def configure_npu(case, options):
+    if case.model == MODEL:
+        options.setdefault("tiny_configured", True)
+
+
+@hookimpl
+def log_interval(case, record):
+    at = case.params.get("interrupt_at_step", 0) if case.model == MODEL else 0
+    if at and record["step"] >= at:
+        raise KeyboardInterrupt
+    return None
+
+
+WRITTEN: list = []
+
+
+@hookimpl
+def environment(env):
+    env["tiny_fact"] = "from the tiny plugin"
+
+
+@hookimpl
+def report_written(report, path):
+    WRITTEN.append((report["run_id"], path))
+
+
+@hookimpl
+def register_commands(cli):
+    import click
+
+    @click.command(name="tiny-hello")
+    @click.argument("who")
+    def hello(who):
+        """Say hello (a plugin-added subcommand)."""
+        click.echo(f"hello {who} from tiny_model")
+
+    cli.add_command(hello)
