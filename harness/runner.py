@@ -139,7 +139,7 @@ class Runner:
 
     def _train(self, count: int, result: dict, intervals: list[Interval], start: float) -> None:
         from harness import tfcompat
-        from harness.tfcompat import keras, tf
+        from harness.tfcompat import keras
 
         case, hook = self.case, self.plugins.hook
         keras.backend.clear_session()
