@@ -6,7 +6,6 @@ finetune) in ``recipe``, the input pipelines in ``data``. Nothing here imports T
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from harness.context import ModelSpec
@@ -44,8 +43,8 @@ PARAMS: dict[str, Any] = {
 }
 
 # What the log line needs from the last build_model of a case (keyed by case name): the
-# model (total_loss - loss is its weight-decay term) and the LR schedule. The schedule is
-# called directly: under MirroredStrategy the optimizer's learning_rate variable reads 0.
+# last step's cross-entropy variable and the LR schedule. The schedule is called directly:
+# under MirroredStrategy the new Keras optimizer's learning_rate variable reads 0.
 _BUILT: dict[str, tuple[Any, Any]] = {}
 _EXAMPLES: dict[tuple, int] = {}
 
@@ -57,7 +56,8 @@ def register_models(registry: Any) -> None:
 
 
 def check_params(case: Case) -> None:
-    """Value checks beyond the registry's type checks; errors name the file and key."""
+    """Value checks beyond the registry's type checks, and that the TFRecord files exist;
+    errors name the file and key."""
     p = case.params
 
     def fail(key: str, message: str) -> BenchError:
@@ -90,6 +90,12 @@ def check_params(case: Case) -> None:
     exclude = p["restore_exclude"]
     if not isinstance(exclude, (list, tuple)) or not all(isinstance(e, str) for e in exclude):
         raise fail("restore_exclude", f"expected a list of name prefixes, got {exclude!r}")
+    if not case.data.synthetic:
+        from plugins.resnext50.data import split_files
+
+        split_files(case, "train")
+        if case.eval.at_end or case.eval.every_steps:
+            split_files(case, "eval")
 
 
 @hookimpl
@@ -147,14 +153,15 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
         recipe.restore_checkpoint(net, case.params["restore_path"],
                                   list(case.params["restore_exclude"]), case.source)
     schedule = recipe.case_schedule(case, ctx)
-    optimizer = recipe.make_optimizer(case, schedule)
-    _BUILT[case.name] = (weakref.ref(net), schedule)
+    loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
+                                                float(case.params["label_smoothing"]))
+    _BUILT[case.name] = (last_cross_entropy, schedule)
     return ModelSpec(
         model=net,
-        loss=recipe.make_loss(arch.num_classes, float(case.params["label_smoothing"])),
-        optimizer=optimizer,
+        loss=loss,
+        optimizer=recipe.make_optimizer(case, schedule),
         flops_per_sample=layers.forward_flops(net),
-        extra={"architecture": arch},
+        extra={"architecture": arch, "last_cross_entropy": last_cross_entropy},
     )
 
 
@@ -172,16 +179,14 @@ def log_interval(case: Case, record: dict[str, Any]) -> str | None:
     if case.model != MODEL:
         return None
     from plugins.resnext50.evaluation import modelzoo_line
-    from plugins.resnext50.recipe import regularization_value
 
-    ref, schedule = _BUILT.get(case.name, (None, None))
-    net = ref() if ref is not None else None
+    cross_entropy, schedule = _BUILT.get(case.name, (None, None))
     total = float(record["loss"])
-    decay = regularization_value(net) if net is not None else 0.0
+    loss = float(cross_entropy.read_value()) if cross_entropy is not None else total
     # The rate of the interval's last step (the optimizer had taken step - 1 steps then).
     lr = float(schedule(record["step"] - 1)) if schedule is not None else record.get("lr")
     return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
-                         total - decay, total, lr)
+                         loss, total, lr)
 
 
 @hookimpl

@@ -126,8 +126,8 @@ def convert(src: str, out: str, split: str = "train", eval_fraction: float = 0.0
         raise BenchError(f"--eval-fraction: expected a value in [0, 1), got {eval_fraction}")
     classes, images = list_images(src)
     os.makedirs(out, exist_ok=True)
-    stale = [f for f in os.listdir(out) if f.startswith(f"{split}-")
-             or (eval_fraction and f.startswith("validation-"))]
+    stale = sorted(f for f in os.listdir(out) if f.startswith(f"{split}-")
+             or (eval_fraction and f.startswith("validation-")))
     if stale:
         raise BenchError(f"{os.path.join(out, stale[0])}: already exists; use an empty OUT_DIR "
                          f"or remove the old split")
