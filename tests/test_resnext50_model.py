@@ -50,6 +50,22 @@ def test_grouped_conv_equals_per_group_convolutions():
     assert tape.gradient(loss, layer.kernel).shape == (3, 3, 2, 12)
 
 
+def test_pointwise_conv_as_matmul_equals_conv2d_with_gradients():
+    from harness.tfcompat import tf
+    from plugins.resnext50.model import grouped_conv2d_class
+
+    layer = grouped_conv2d_class()(6, 1)
+    x = tf.random.stateless_normal([2, 5, 7, 4], seed=[3, 4])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = layer(x)
+        reference = tf.nn.conv2d(x, layer.kernel, 1, "SAME")
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    for wrt in (x, layer.kernel):
+        np.testing.assert_allclose(tape.gradient(ours, wrt).numpy(),
+                                   tape.gradient(reference, wrt).numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_weight_decay_is_l2_on_kernels_only():
     from harness.tfcompat import tf
     from plugins.resnext50.model import build_resnext

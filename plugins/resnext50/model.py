@@ -77,7 +77,19 @@ def _layer_classes() -> dict[str, type]:
             super().build(input_shape)
 
         def call(self, inputs: Any) -> Any:
+            if self.kernel_size == 1 and self.groups == 1 and self.strides == 1:
+                return self._pointwise(inputs)
             return tf.nn.conv2d(inputs, self.kernel, strides=self.strides, padding="SAME")
+
+        def _pointwise(self, inputs: Any) -> Any:
+            # A 1x1 convolution in NHWC is a [N*H*W, C_in] x [C_in, C_out] matmul. Its kernel
+            # gradient as a matmul (x^T dy) runs 2-4x faster than oneDNN's 1x1
+            # Conv2DBackpropFilter in bfloat16 on CPU (measured here) and no slower in float32.
+            # Strided 1x1 convs stay convolutions: slicing first costs a StridedSliceGrad.
+            cin, cout = self.kernel.shape[2], self.kernel.shape[3]
+            shape = tf.shape(inputs)
+            flat = tf.matmul(tf.reshape(inputs, [-1, cin]), tf.reshape(self.kernel, [cin, cout]))
+            return tf.reshape(flat, tf.concat([shape[:3], [cout]], 0))
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "filters": self.filters,
