@@ -37,8 +37,10 @@ def load() -> float:
 def bench_run(precision: str, steps: int) -> dict:
     """One `bench run` of the CPU case; samples/s and MFU from its report.json."""
     with tempfile.TemporaryDirectory() as out:
+        # The case's 2 warmup steps are excluded, as the PyTorch script's are.
         command = ["bench", "run", CASE, "--out", out, "--set", f"precision={precision}",
-                   "--set", f"train.steps={steps}"]
+                   "--set", f"train.steps={steps + 2}", "--set", "train.warmup_steps=2",
+                   "--set", "train.log_every=1"]
         bench = os.path.join(os.path.dirname(sys.executable), "bench")
         command[0] = bench if os.path.exists(bench) else "bench"
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -49,7 +51,9 @@ def bench_run(precision: str, steps: int) -> dict:
             result = json.load(fh)["results"][0]
     return {"impl": f"zoobench-tf-{precision}", "samples_per_sec":
             result["throughput"]["samples_per_sec"], "mfu": result["mfu"],
-            "step_ms": result["step_time_ms"]["median"], "steps": result["measured_steps"]}
+            "peak_flops": result.get("peak_flops"),
+            "step_ms_median": result["step_time_ms"]["median"],
+            "step_ms_p5": result["step_time_ms"]["p5"], "steps": result["measured_steps"]}
 
 
 def torch_run(python: str, script: str, steps: int) -> dict:
