@@ -7,7 +7,9 @@ PyTorch interpreter (--torch-python, default /tmp/torchref/bin/python when prese
 ../shared/tools/torch_resnext50_bench.py --batch 16 --image 224 --channels-last right after,
 and prints the ratio zoobench / PyTorch (target >= 1.3). --rounds N alternates the two N times
 (the machine may be shared: compare figures of the same round); --mixed adds a bfloat16 run.
-The 1-minute load average before each run is printed beside it.
+Beside each figure: the 1-minute load average before it and the cores other processes kept
+busy during it (/proc/stat less this run's own CPU time): figures with other_processes_cores
+well above 0 were measured on a shared, contended machine.
 
     python benchmarks/resnext50_cpu.py --rounds 2 --mixed
 """
@@ -18,10 +20,12 @@ import argparse
 import glob
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASE = os.path.join(ROOT, "cases", "resnext50_cpu.yaml")
@@ -32,6 +36,33 @@ TORCH_SCRIPTS = [os.path.join(ROOT, *[".."] * up, "shared", "tools", "torch_resn
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+class OtherLoad:
+    """Cores kept busy by *other* processes while a child runs: busy CPU time from
+    /proc/stat minus the children's own CPU time, over the wall time (0 = a quiet machine)."""
+
+    def __enter__(self) -> OtherLoad:
+        self.busy, self.wall = self._busy(), time.perf_counter()
+        self.own = self._children()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.wall
+        others = (self._busy() - self.busy) - (self._children() - self.own)
+        self.cores = max(others, 0.0) / wall if wall > 0 else 0.0
+
+    @staticmethod
+    def _busy() -> float:
+        with open("/proc/stat", encoding="utf-8") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _children() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
 
 
 def bench_run(precision: str, steps: int) -> dict:
@@ -84,11 +115,13 @@ def main() -> None:
         figures = {}
         for kind in runs:
             before = load()
-            if kind == "torch":
-                figure = torch_run(args.torch_python, args.torch_script, args.steps)
-            else:
-                figure = bench_run(kind, args.steps)
-            figure.update(round=round_no, load_1min=round(before, 2))
+            with OtherLoad() as other:
+                if kind == "torch":
+                    figure = torch_run(args.torch_python, args.torch_script, args.steps)
+                else:
+                    figure = bench_run(kind, args.steps)
+            figure.update(round=round_no, load_1min=round(before, 2),
+                          other_processes_cores=round(other.cores, 2))
             figures[kind] = figure
             print(json.dumps(figure), flush=True)
         if "torch" in figures:

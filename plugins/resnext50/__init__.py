@@ -43,8 +43,8 @@ PARAMS: dict[str, Any] = {
 }
 
 # What the log line needs from the last build_model of a case (keyed by case name): the
-# last step's cross-entropy variable and the LR schedule. The schedule is called directly:
-# under MirroredStrategy the new Keras optimizer's learning_rate variable reads 0.
+# last step's cross-entropy variable and the LR schedule (the line shows the rate of the
+# interval's last step, as the seed's does; the runner's record has the next step's).
 _BUILT: dict[str, tuple[Any, Any]] = {}
 _EXAMPLES: dict[tuple, int] = {}
 
@@ -183,7 +183,7 @@ def log_interval(case: Case, record: dict[str, Any]) -> str | None:
     cross_entropy, schedule = _BUILT.get(case.name, (None, None))
     total = float(record["loss"])
     loss = float(cross_entropy.read_value()) if cross_entropy is not None else total
-    # The rate of the interval's last step (the optimizer had taken step - 1 steps then).
+    # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
     lr = float(schedule(record["step"] - 1)) if schedule is not None else record.get("lr")
     return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
                          loss, total, lr)
