@@ -38,7 +38,7 @@ BAD = [
      "train.steps: expected an integer, got 'ten'"),
     ("no_model.yaml", "batch_size: 8\n", [], "model: missing"),
     ("unknown_model.yaml", "model: resnet\n", [],
-     "model: unknown model 'resnet'; registered: tiny_mlp"),
+     "model: unknown model 'resnet'; registered: resnext50, tiny_mlp"),
     ("neg_batch.yaml", GOOD + "batch_size: -4\n", [], "batch_size: must be >= 1, got -4"),
     ("zero_batch.yaml", GOOD + "batch_size: 0\n", [], "batch_size: must be >= 1"),
     ("warmup.yaml", "model: tiny_mlp\ntrain: {steps: 10, warmup_steps: 10}\n", [],
@@ -151,15 +151,7 @@ def test_dotted_csv(tmp_path, plugins):
 
 
 def test_modelzoo_csv_maps_columns(tmp_path, tiny):
-    from types import SimpleNamespace
-
-    from harness.plugins import hookimpl
-
-    @hookimpl
-    def register_models(registry):
-        registry.add("resnext50", params={"learning_rate": 0.1})
-
-    plugins = load_plugins(objects=[SimpleNamespace(__name__="zoo", register_models=register_models)])
+    plugins = load_plugins()  # the installed resnext50 plugin
     header = ("CASENUM,CASENAME,ENV_SET,JOB_ID,PROFILING_MODE,PROFILING_OPTIONS,FP_POINT,"
               "BP_POINT,AICPU_PROFILING_MODE,SERVER_ID,DEVICE_ID,RUN_ALGORITHM_CMD,CHECKPOINT_DIR")
     row = ("8,resnext50_tf_32bs_8p,npu_set_env.sh,123456789,FALSE,training_trace,,,,"
