@@ -7,7 +7,9 @@ from typing import Any
 
 # Stage depths of ResNeXt-50 (Xie et al. 2017, table 1).
 RESNEXT50_BLOCKS = (3, 4, 6, 3)
-BN_MOMENTUM = 0.9  # the seed's batch_norm decay (NVIDIA-derived ResNet code)
+# The seed's README does not state its batch-norm settings; these are NVIDIA's TF ResNet
+# defaults (decay 0.9, epsilon 1e-5), the lineage of the seed's preprocessing code.
+BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
@@ -45,8 +47,8 @@ def _layer_classes() -> dict[str, type]:
     from harness.tfcompat import keras, tf
 
     class GroupedConv2D(keras.layers.Layer):
-        """A grouped convolution (no bias) as ONE ``tf.nn.conv2d`` with the grouped kernel
-        ``[k, k, in / groups, filters]``.
+        """A convolution without bias, 'SAME' padding, NHWC. Grouped: ONE ``tf.nn.conv2d``
+        with the grouped kernel ``[k, k, in / groups, filters]``; 1x1 stride 1: a matmul.
 
         Not ``Conv2D(groups=...)``: Keras sends grouped convolutions through XLA on CPU,
         whose backward pass is several hundred times slower (1290 ms against 2.8 ms for one
