@@ -88,7 +88,9 @@ class CpuBackend(DeviceBackend):
         from harness.tfcompat import tf
 
         if count == 1:
-            return tf.distribute.OneDeviceStrategy("/cpu:0")
+            # The default strategy adds nothing to the step (OneDeviceStrategy costs ~10% on
+            # small models through its distributed iterator).
+            return tf.distribute.get_strategy()
         devices = [f"/cpu:{i}" for i in range(count)]
         return tf.distribute.MirroredStrategy(
             devices, cross_device_ops=tf.distribute.ReductionToOneDevice("/cpu:0"))

@@ -69,7 +69,7 @@ class GpuBackend(DeviceBackend):
         from harness.tfcompat import tf
 
         if count == 1:
-            return tf.distribute.OneDeviceStrategy("/gpu:0")
+            return tf.distribute.get_strategy()  # places on /gpu:0, adds nothing to the step
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
 
     def precision_policy(self, case: Case, options: dict[str, Any]) -> str:
