@@ -65,9 +65,18 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--out", default="reports", show_default=True, help="Folder for run folders.")
 @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
               help="Load a plugin module by import path. Repeatable.")
+@click.option("--hosts", help="Multi-host run: comma-separated hosts, the same on every host.")
+@click.option("--rank", "host_rank", type=int, default=None,
+              help="With --hosts: this host's index in the list.")
+@click.option("--port-base", type=int, default=29500, show_default=True,
+              help="With --hosts: worker r listens on port-base + r.")
+@click.option("--rank-table", type=click.Path(), default=None,
+              help="NPU: an HCCL rank table to use instead of generating one (multi-host).")
 def run(cases: tuple[str, ...], device: str | None, devices: str | None,
-        overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...]) -> None:
+        overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
+        hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
+    from harness.launch import Hosts
     from harness.progress import make_progress
     from harness.session import execute, plan
 
@@ -77,10 +86,17 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     if devices:
         extra.append(f"devices=[{devices}]")
     plugins, resolved = plan(list(cases), extra, list(plugin_modules), plugins=_plugins())
+    cluster = None
+    if hosts:
+        names = tuple(h.strip() for h in hosts.split(",") if h.strip())
+        if host_rank is None or not 0 <= host_rank < len(names):
+            raise BenchError(f"--rank: with --hosts {hosts} give this host's index "
+                             f"0..{len(names) - 1}")
+        cluster = Hosts(names, host_rank, port_base)
     signal.signal(signal.SIGTERM, _interrupt)
     outcomes = []
     for case in resolved:
-        outcome = execute(case, plugins, out, make_progress())
+        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table)
         outcomes.append(outcome)
         if outcome.report["status"] == "interrupted":
             break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
@@ -46,8 +47,11 @@ class Runner:
     """Runs one validated case at each of its device counts; returns the result dicts."""
 
     def __init__(self, case: Case, plugins: BenchPlugins, backend: DeviceBackend,
-                 options: dict[str, Any], progress: Any, log: Callable[[str], None]) -> None:
+                 options: dict[str, Any], progress: Any, log: Callable[[str], None],
+                 worker: WorkerInfo | None = None, launch: Any = None) -> None:
         self.case = case
+        self.worker = worker  # set in a worker process of the process launcher
+        self.launch = launch  # set in the parent: runs a device count as worker processes
         self.plugins = plugins
         self.backend = backend
         self.options = options
@@ -60,7 +64,10 @@ class Runner:
     def run(self) -> list[dict[str, Any]]:
         results = []
         for count in self.case.devices:
-            result = self.measure(count)
+            if self.launch is not None and self.launch.wants(count):
+                result = self.launch.measure(count)
+            else:
+                result = self.measure(count)
             results.append(result)
             if result["status"] in ("interrupted", "timeout"):
                 break
@@ -126,7 +133,11 @@ class Runner:
     def _context(self, count: int, strategy: Any, policy: str) -> RunContext:
         case = self.case
         compute = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy, "float32")
+        worker = self.worker or WorkerInfo(rank=0, world_size=1)
         return RunContext(
+            num_input_pipelines=worker.world_size,
+            input_pipeline_id=worker.rank,
+            rank=worker.rank,
             devices=count,
             batch_size=case.batch_size,
             global_batch_size=case.batch_size * count,
@@ -142,11 +153,13 @@ class Runner:
         from harness.tfcompat import keras
 
         case, hook = self.case, self.plugins.hook
+        workers = self.worker.world_size if self.worker else 1
+        # A multi-worker strategy must exist before other TF work in the process.
+        strategy = self.backend.strategy(count // workers, workers=workers)
         keras.backend.clear_session()
         keras.utils.set_random_seed(case.seed)
         policy = self.backend.precision_policy(case, self.options)
         tfcompat.set_precision_policy(policy)
-        strategy = self.backend.strategy(count)
         ctx = self._context(count, strategy, policy)
         self._dtype = ctx.compute_dtype
 
@@ -180,7 +193,7 @@ class Runner:
         ctx.model_spec = spec
         self._flops = spec.flops_per_sample
         step_fn = make_train_step(strategy, spec, ctx.global_batch_size)
-        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        iterator = iter(distribute(strategy, dataset))
 
         timeout = case.timeout
         log_every = case.train.log_every
@@ -197,6 +210,7 @@ class Runner:
         if warmup:
             _finite(float(loss), step)  # host sync: the window starts after the warmup work
         tick = time.perf_counter()
+        result["window"] = {"start_unix": time.time(), "end_unix": None}
         pending: list = []
         curve = result["loss"]["curve"]
         while step < total:
@@ -218,7 +232,10 @@ class Runner:
             for value in losses:
                 _finite(value, step)
             epoch = step / ctx.steps_per_epoch if ctx.steps_per_epoch else None
+            result["window"]["end_unix"] = time.time()
             record = {"step": step, "total_steps": total, "epoch": epoch,
+                      "steps": interval.steps, "samples": interval.samples,
+                      "seconds": interval.seconds,
                       "samples_per_sec": interval.samples_per_sec, "loss": losses[-1],
                       "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
                       "devices": count}
@@ -232,6 +249,7 @@ class Runner:
                 self._evaluate(ctx, spec, step, result, start)
             tick = time.perf_counter()  # eval time is outside the measured window
         self.progress.stop()
+        result["weights_digests"] = weights_digests(strategy, spec.model)
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
 
@@ -256,6 +274,43 @@ class Runner:
             if met and result["time_to_accuracy_s"] is None:
                 result["time_to_accuracy_s"] = elapsed
             result["target_met"] = bool(met or result["time_to_accuracy_s"] is not None)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """This process's place in a multi-process run (one device per process)."""
+
+    rank: int
+    world_size: int
+
+
+def distribute(strategy: Any, dataset: Any) -> Any:
+    """Hand ``dataset`` to ``strategy``.
+
+    In one process the dataset yields global batches and the strategy splits each over the
+    local devices. With one device per worker process, each worker's dataset already yields
+    that replica's batch (``ctx.pipeline_batch_size``): it must not be split again.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return dataset  # the default strategy: nothing to distribute
+    if len(strategy.extended.worker_devices) == 1:
+        return strategy.distribute_datasets_from_function(lambda _input_context: dataset)
+    return strategy.experimental_distribute_dataset(dataset)
+
+
+def weights_digests(strategy: Any, model: Any) -> list[str]:
+    """One SHA-256 over all trainable weights per local replica: data-parallel replicas that
+    stayed in step have equal digests."""
+    import hashlib
+
+    digests = None
+    for variable in model.trainable_variables:
+        values = strategy.experimental_local_results(variable)
+        if digests is None:
+            digests = [hashlib.sha256() for _ in values]
+        for digest, value in zip(digests, values):
+            digest.update(value.numpy().tobytes())
+    return [d.hexdigest() for d in digests or []]
 
 
 def _finite(value: float, step: int) -> float:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
+from harness.launch import Hosts, ProcessLauncher, uses_processes
 from harness.plugins import BenchPlugins, load_plugins
 from harness.report import (
     SCHEMA,
@@ -53,17 +54,23 @@ def plan(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
     return plugins, cases
 
 
-def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress) -> RunOutcome:
+def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress,
+            hosts: Hosts | None = None, rank_table: str | None = None) -> RunOutcome:
     """Prepare the device (errors here are bad input: nothing written), then run and always
     leave a report with its status."""
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
-    if not backend_cls.available():
+    inline = [n for n in case.devices if not uses_processes(case, device_name, n, hosts)]
+    if inline and not backend_cls.available():
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
                          f"machine (see bench list)")
+    if hosts is not None:
+        hosts.local_ranks(max(case.devices))  # checks the split before anything is written
     backend = backend_cls()
     options = device_options(case, plugins)
-    backend.prepare(case, max(case.devices), options)
+    if inline:
+        # Worker processes prepare their own device; the parent only for inline counts.
+        backend.prepare(case, max(inline), options)
 
     run_id, folder = new_run_folder(out_root, case.name)
     started = now_iso()
@@ -90,7 +97,10 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         try:
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
-            report["results"] = Runner(case, plugins, backend, options, progress, log).run()
+            launch = ProcessLauncher(case, plugins, device_name, folder, progress, log, hosts,
+                                     rank_table)
+            report["results"] = Runner(case, plugins, backend, options, progress, log,
+                                       launch=launch).run()
             report["status"] = overall_status(report["results"])
         except KeyboardInterrupt:
             report["status"] = "interrupted"

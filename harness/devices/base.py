@@ -33,8 +33,9 @@ class DeviceBackend:
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
 
-    def strategy(self, count: int) -> Any:
-        """The ``tf.distribute.Strategy`` over ``count`` local devices."""
+    def strategy(self, count: int, workers: int = 1) -> Any:
+        """The ``tf.distribute.Strategy`` over ``count`` local devices in each of ``workers``
+        processes (the process launcher sets the cluster up: TF_CONFIG or the HCCL env)."""
         from harness.tfcompat import tf
 
         if count != 1:

@@ -55,6 +55,13 @@ def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> floa
     return 2.0 * size**3 / best
 
 
+def multi_worker_strategy() -> Any:
+    """MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (set by the process launcher)."""
+    from harness.tfcompat import tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
 class CpuBackend(DeviceBackend):
     name = "cpu"
     description = "host CPU; N logical devices under MirroredStrategy"
@@ -77,6 +84,9 @@ class CpuBackend(DeviceBackend):
                 physical[0], [tf.config.LogicalDeviceConfiguration()] * wanted)
         except RuntimeError:
             pass  # already initialised in this process: check below what it has
+        if max_devices == 1:
+            return  # listing logical devices would start the runtime, before a worker's
+            # MultiWorkerMirroredStrategy has configured its collective ops
         have = len(tf.config.list_logical_devices("CPU"))
         if have < max_devices:
             raise BenchError(
@@ -84,9 +94,11 @@ class CpuBackend(DeviceBackend):
                 f"initialised with {have} in this process; set {LOGICAL_DEVICES_ENV}="
                 f"{max_devices} before the first run or use launcher: process")
 
-    def strategy(self, count: int) -> Any:
+    def strategy(self, count: int, workers: int = 1) -> Any:
         from harness.tfcompat import tf
 
+        if workers > 1:
+            return multi_worker_strategy()
         if count == 1:
             # The default strategy adds nothing to the step (OneDeviceStrategy costs ~10% on
             # small models through its distributed iterator).

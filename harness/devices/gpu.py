@@ -8,6 +8,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 from harness.devices.base import DeviceBackend
+from harness.devices.cpu import multi_worker_strategy
 from harness.errors import BenchError
 from harness.plugins import hookimpl
 
@@ -65,9 +66,11 @@ class GpuBackend(DeviceBackend):
         if options.get("jit_compile"):
             tf.config.optimizer.set_jit(True)
 
-    def strategy(self, count: int) -> Any:
+    def strategy(self, count: int, workers: int = 1) -> Any:
         from harness.tfcompat import tf
 
+        if workers > 1:
+            return multi_worker_strategy()
         if count == 1:
             return tf.distribute.get_strategy()  # places on /gpu:0, adds nothing to the step
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
