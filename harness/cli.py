@@ -69,7 +69,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--rank", "host_rank", type=int, default=None,
               help="With --hosts: this host's index in the list.")
 @click.option("--port-base", type=int, default=29500, show_default=True,
-              help="With --hosts: worker r listens on port-base + r.")
+              help="With --hosts or under srun: worker ports start here.")
 @click.option("--rank-table", type=click.Path(), default=None,
               help="NPU: an HCCL rank table to use instead of generating one (multi-host).")
 def run(cases: tuple[str, ...], device: str | None, devices: str | None,
@@ -96,7 +96,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     signal.signal(signal.SIGTERM, _interrupt)
     outcomes = []
     for case in resolved:
-        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table)
+        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table, port_base)
         outcomes.append(outcome)
         if outcome.report["status"] == "interrupted":
             break

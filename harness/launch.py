@@ -108,10 +108,11 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def uses_processes(case: Case, device: str, count: int, hosts: Hosts | None = None) -> bool:
     """``launcher: process`` always; ``auto`` for multi-device NPU runs (the Ascend convention:
-    one process per device) and whenever hosts are given; ``inline`` never."""
+    one process per device), whenever hosts are given and inside a multi-task Slurm step;
+    ``inline`` never."""
     if case.launcher == "inline":
         return False
-    if case.launcher == "process" or hosts is not None:
+    if case.launcher == "process" or hosts is not None or slurm_tasks() > 1:
         return True
     return device == "npu" and count > 1
 
@@ -340,6 +341,80 @@ class ProcessLauncher:
             # the worker's MFU used its own figure; rescale to the merged global throughput
             result["mfu"] = first["mfu"] * summary["throughput"]["samples_per_sec"] / \
                 first["throughput"]["samples_per_sec"]
+        return result
+
+
+def slurm_tasks() -> int:
+    """Tasks of the Slurm job step this process runs in (0 outside Slurm)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return 0
+    value = os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or "0"
+    return int(value) if value.isdigit() else 0
+
+
+class SlurmLauncher(ProcessLauncher):
+    """Under ``srun``: this process *is* one worker (rank SLURM_PROCID of the step's tasks).
+
+    The cluster comes from ``tf.distribute.cluster_resolver.SlurmClusterResolver``; the ranks
+    leave their results in a folder under ``--out`` that all nodes share (the usual Slurm
+    setup), where rank 0 collects them and writes the report.
+    """
+
+    def __init__(self, *args: Any, out_root: str, port_base: int = 29500, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exchange = os.path.join(os.path.abspath(out_root),
+                                     f"slurm-{os.environ.get('SLURM_JOB_ID')}-{self.case.name}")
+        self.port_base = port_base
+
+    def wants(self, count: int) -> bool:
+        return True
+
+    def measure(self, count: int) -> dict[str, Any]:
+        from harness.runner import Runner, WorkerInfo, device_options
+        from harness.tfcompat import tf
+        from harness.worker import EventsProgress
+
+        tasks = slurm_tasks()
+        if count != tasks:
+            raise BenchError(f"{self.case.source}: devices: {count} devices, but srun started "
+                             f"{tasks} tasks; run one srun step per device count")
+        resolver_kwargs: dict[str, Any] = {"port_base": self.port_base}
+        if self.device != "gpu":  # no GPUs to hand out: one task per "device" on each node
+            per_node = int(os.environ.get("SLURM_NTASKS_PER_NODE", "0") or 0) or count
+            resolver_kwargs.update(gpus_per_node=per_node, gpus_per_task=1, auto_set_gpu=False)
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(**resolver_kwargs)
+        cluster = resolver.cluster_spec().as_dict()
+        task_type, rank = resolver.get_task_info()
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": cluster,
+                                              "task": {"type": task_type, "index": rank}})
+        os.environ["BENCH_RANK"] = str(rank)
+        os.makedirs(self.exchange, exist_ok=True)
+        paths = {r: {"log": os.path.join(self.exchange, f"rank{r}.events.jsonl"),
+                     "events": os.path.join(self.exchange, f"rank{r}.events.jsonl"),
+                     "result": os.path.join(self.exchange, f"rank{r}.result.json")}
+                 for r in range(count)}
+        backend = self.plugins.devices.get(self.device)()
+        options = device_options(self.case, self.plugins)
+        backend.prepare(self.case, 1, options)
+        progress = EventsProgress(paths[rank]["events"])
+        runner = Runner(self.case, self.plugins, backend, options, progress, self.log,
+                        worker=WorkerInfo(rank=rank, world_size=count))
+        own = runner.measure(count)
+        from harness.report import write_atomic
+
+        write_atomic(paths[rank]["result"], json.dumps({**own, "rank": rank}, default=str))
+        outcome: dict[str, Any] = {"status": "ok", "error": None}
+        ranks = list(range(count)) if rank == 0 else [rank]
+        if rank == 0:
+            deadline = time.monotonic() + (self.case.timeout or DEFAULT_TIMEOUT_S)
+            while not all(os.path.exists(paths[r]["result"]) for r in ranks):
+                if time.monotonic() > deadline:
+                    outcome.update(status="timeout", error="ranks without a result: " + ", ".join(
+                        str(r) for r in ranks if not os.path.exists(paths[r]["result"])))
+                    break
+                time.sleep(0.5)
+        result = self._merge(count, ranks, paths, outcome, {})
+        result["launcher"] = "slurm"
         return result
 
 

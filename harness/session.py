@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
-from harness.launch import Hosts, ProcessLauncher, uses_processes
+from harness.launch import Hosts, ProcessLauncher, SlurmLauncher, slurm_tasks, uses_processes
 from harness.plugins import BenchPlugins, load_plugins
 from harness.report import (
     SCHEMA,
@@ -55,7 +55,8 @@ def plan(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
 
 
 def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress,
-            hosts: Hosts | None = None, rank_table: str | None = None) -> RunOutcome:
+            hosts: Hosts | None = None, rank_table: str | None = None,
+            port_base: int = 29500) -> RunOutcome:
     """Prepare the device (errors here are bad input: nothing written), then run and always
     leave a report with its status."""
     device_name = resolve_device(case, plugins)
@@ -97,8 +98,12 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         try:
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
-            launch = ProcessLauncher(case, plugins, device_name, folder, progress, log, hosts,
-                                     rank_table)
+            if slurm_tasks() > 1 and case.launcher != "inline":
+                launch = SlurmLauncher(case, plugins, device_name, folder, progress, log,
+                                       out_root=out_root, port_base=port_base)
+            else:
+                launch = ProcessLauncher(case, plugins, device_name, folder, progress, log,
+                                         hosts, rank_table)
             report["results"] = Runner(case, plugins, backend, options, progress, log,
                                        launch=launch).run()
             report["status"] = overall_status(report["results"])

@@ -225,3 +225,36 @@ def test_npu_workers_get_the_ascend_environment(tmp_path, monkeypatch, tiny):
         table = json.load(fh)
     assert [d["device_ip"] for d in table["server_list"][0]["device"]] == [
         "192.168.1.4", "192.168.1.5", "192.168.1.6", "192.168.1.7"]
+
+
+def test_slurm_step_of_two_tasks(tmp_path, tiny_case):
+    """Two `bench run` processes with the environment srun gives its tasks (on loopback)."""
+    from harness.launch import free_ports
+
+    tiny_case.update(devices=[2], train={"steps": 20, "warmup_steps": 5, "log_every": 5})
+    path = write_case(tmp_path, tiny_case)
+    base = free_ports(1)[0]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONPATH": os.path.join(HERE, "helpers"),
+               "SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": str(rank),
+               "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2"}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", "from harness.cli import main; main()", "run", path,
+             "--out", str(tmp_path / "shared"), "--plugin", "tiny_model",
+             "--port-base", str(base)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=str(tmp_path)))
+    for proc in procs:
+        _out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-3000:]
+    reports = []
+    for root, _dirs, files in os.walk(tmp_path / "shared"):
+        if "report.json" in files:
+            with open(os.path.join(root, "report.json")) as fh:
+                reports.append(json.load(fh))
+    (rank0,) = [r for r in reports if len(r["results"][0]["ranks"]) == 2]
+    result = rank0["results"][0]
+    assert result["launcher"] == "slurm" and result["global_batch_size"] == 64
+    assert [r["rank"] for r in result["ranks"]] == [0, 1]
+    assert len(set(result["weights_digests"])) == 1 and len(result["weights_digests"]) == 2
