@@ -59,8 +59,9 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
     if not backend_cls.available():
+        reason = backend_cls.unavailable_reason() or "see bench list"
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
-                         f"machine (see bench list)")
+                         f"machine ({reason})")
     backend = backend_cls()
     options = device_options(case, plugins)
     backend.prepare(case, max(case.devices), options)

@@ -77,4 +77,9 @@ def loss_scale_optimizer(optimizer: Any, dynamic: bool = True, initial_scale: fl
 
 
 def is_loss_scale_optimizer(optimizer: Any) -> bool:
-    return isinstance(optimizer, _load()["keras"].mixed_precision.LossScaleOptimizer)
+    """Keras' LossScaleOptimizer, or one that works like it (the Ascend adapter's
+    NpuLossScaleOptimizer subclasses the tf.keras one, which need not be ours)."""
+    if isinstance(optimizer, _load()["keras"].mixed_precision.LossScaleOptimizer):
+        return True
+    return all(callable(getattr(optimizer, name, None))
+               for name in ("get_scaled_loss", "get_unscaled_gradients", "apply_gradients"))
