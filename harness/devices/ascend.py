@@ -31,9 +31,10 @@ def adapter_present(module: str) -> bool:
         return False
 
 
-def toolkit_home(environ: Mapping[str, str] | None = None, root: str = DEFAULT_ROOT) -> str | None:
+def toolkit_home(environ: Mapping[str, str] | None = None, root: str | None = None) -> str | None:
     """The CANN toolkit folder: what set_env.sh exports, else the default install places."""
     environ = os.environ if environ is None else environ
+    root = root or DEFAULT_ROOT
     for var in HOME_VARS:
         path = environ.get(var, "").strip()
         if path and os.path.isdir(path):
@@ -45,7 +46,7 @@ def toolkit_home(environ: Mapping[str, str] | None = None, root: str = DEFAULT_R
     return None
 
 
-def install_root(home: str | None, root: str = DEFAULT_ROOT) -> str:
+def install_root(home: str | None, root: str | None = None) -> str:
     """The folder holding driver/ and tfplugin/: an ancestor of the toolkit home (set_env.sh
     exports ``<root>/ascend-toolkit/latest``), else the default /usr/local/Ascend."""
     if home:
@@ -57,7 +58,7 @@ def install_root(home: str | None, root: str = DEFAULT_ROOT) -> str:
             if parent == path:
                 break
             path = parent
-    return root
+    return root or DEFAULT_ROOT
 
 
 def read_key(path: str, key: str) -> str | None:
@@ -162,7 +163,7 @@ def device_nodes() -> int:
     return len(glob.glob("/dev/davinci[0-9]*"))
 
 
-def fingerprint(environ: Mapping[str, str] | None = None, root: str = DEFAULT_ROOT) -> dict[str, Any]:
+def fingerprint(environ: Mapping[str, str] | None = None, root: str | None = None) -> dict[str, Any]:
     """Everything above in one mapping (values None where not found)."""
     home = toolkit_home(environ, root)
     base = install_root(home, root)

@@ -138,7 +138,7 @@ def session_config_source(config: Any) -> str:
     """Python (TF 1.15 + npu_bridge) that builds ``config``, read back from the proto itself."""
     lines = [
         "import tensorflow as tf",
-        "from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig",
+        "from npu_bridge.npu_init import *  # registers NpuOptimizer, imports RewriterConfig",
         "",
         "config = tf.ConfigProto()",
     ]
@@ -146,7 +146,7 @@ def session_config_source(config: Any) -> str:
     for custom_op in rewrite.custom_optimizers:
         lines += ["custom_op = config.graph_options.rewrite_options.custom_optimizers.add()",
                   f"custom_op.name = {custom_op.name!r}"]
-        for key in custom_op.parameter_map:
+        for key in sorted(custom_op.parameter_map):
             attr = custom_op.parameter_map[key]
             kind = attr.WhichOneof("value")
             value = getattr(attr, kind)
