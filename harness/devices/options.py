@@ -17,8 +17,8 @@ from harness.errors import BenchError
 if TYPE_CHECKING:
     from harness.case import Case
 
-# What the adapter accepts (npu_device/configs/npu_config.py; the first five are the CANN 5.x
-# set, the rest came with CANN 6/7); README "NPU and GPU backends" says what each one does.
+# What the adapter accepts (npu_device/configs/npu_config.py): the first five everywhere, the
+# rest in newer releases only (an older adapter's rejection is reported with the case key).
 PRECISION_MODES = ("allow_mix_precision", "allow_fp32_to_fp16", "force_fp16",
                    "must_keep_origin_dtype", "force_fp32", "allow_mix_precision_fp16",
                    "allow_mix_precision_bf16", "allow_fp32_to_bf16", "cube_fp16in_fp32out")
