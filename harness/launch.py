@@ -109,9 +109,11 @@ def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
 def uses_processes(case: Case, device: str, count: int, hosts: Hosts | None = None) -> bool:
     """``launcher: process`` always; ``auto`` for multi-device NPU runs (the Ascend convention:
     one process per device), whenever hosts are given and inside a multi-task Slurm step;
-    ``inline`` never."""
+    ``inline`` never; nor when this process already is one NPU rank of a user's launch."""
     if case.launcher == "inline":
         return False
+    if device == "npu" and int(os.environ.get("RANK_SIZE", "0") or 0) > 1:
+        return False  # already one rank of an Ascend launch script (RANK_SIZE/RANK_ID set)
     if case.launcher == "process" or hosts is not None or slurm_tasks() > 1:
         return True
     return device == "npu" and count > 1

@@ -38,8 +38,11 @@ def resolve_device(case: Case, plugins: BenchPlugins) -> str:
 
 def device_options(case: Case, plugins: BenchPlugins) -> dict[str, Any]:
     """The case's ``npu:`` section plus ``precision``, amended by every ``configure_npu``."""
+    from harness.devices.options import check_options
+
     options: dict[str, Any] = {**dict(case.npu), "precision": case.precision}
     plugins.hook.configure_npu(case=case, options=options)
+    check_options(case, options)  # bad input: a one-line error before any report folder
     return options
 
 
@@ -133,14 +136,17 @@ class Runner:
     def _context(self, count: int, strategy: Any, policy: str) -> RunContext:
         case = self.case
         compute = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy, "float32")
-        worker = self.worker or WorkerInfo(rank=0, world_size=1)
+        if self.worker is not None:  # started by our process launcher
+            pipelines, pipeline_id = self.worker.world_size, self.worker.rank
+        else:  # e.g. RANK_SIZE / RANK_ID from the user's own Ascend launch script
+            pipelines, pipeline_id = self.backend.input_pipeline(count)
         return RunContext(
-            num_input_pipelines=worker.world_size,
-            input_pipeline_id=worker.rank,
-            rank=worker.rank,
             devices=count,
             batch_size=case.batch_size,
             global_batch_size=case.batch_size * count,
+            num_input_pipelines=pipelines,
+            input_pipeline_id=pipeline_id,
+            rank=pipeline_id,
             strategy=strategy,
             compute_dtype=compute,
             seed=case.seed,
@@ -192,7 +198,7 @@ class Runner:
             spec.optimizer = self.backend.wrap_optimizer(spec.optimizer, self.options)
         ctx.model_spec = spec
         self._flops = spec.flops_per_sample
-        step_fn = make_train_step(strategy, spec, ctx.global_batch_size)
+        step_fn = make_train_step(strategy, spec, ctx.global_batch_size, self.backend.all_reduce)
         iterator = iter(distribute(strategy, dataset))
 
         timeout = case.timeout
@@ -331,11 +337,13 @@ def current_lr(optimizer: Any, step: int) -> float | None:
         return None
 
 
-def make_train_step(strategy: Any, spec: Any, global_batch_size: int) -> Callable[[Any], Any]:
+def make_train_step(strategy: Any, spec: Any, global_batch_size: int,
+                    all_reduce: Callable[[list], list] | None = None) -> Callable[[Any], Any]:
     """One compiled training step over a distributed iterator; returns the global mean loss.
 
     The per-example loss is summed and divided by the *global* batch on every replica and the
     replica losses are summed, so 1 and N devices compute the same gradient for the same data.
+    ``all_reduce`` (the backend's) sums gradients and loss over one-process-per-device workers.
     """
     from harness import tfcompat
     from harness.tfcompat import tf
@@ -356,6 +364,8 @@ def make_train_step(strategy: Any, spec: Any, global_batch_size: int) -> Callabl
         grads = tape.gradient(to_differentiate, variables)
         if scaled:
             grads = optimizer.get_unscaled_gradients(grads)
+        if all_reduce is not None:
+            *grads, loss = all_reduce([*grads, loss])
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 

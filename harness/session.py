@@ -63,8 +63,9 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     backend_cls = plugins.devices.get(device_name)
     inline = [n for n in case.devices if not uses_processes(case, device_name, n, hosts)]
     if inline and not backend_cls.available():
+        reason = backend_cls.unavailable_reason() or "see bench list"
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
-                         f"machine (see bench list)")
+                         f"machine ({reason})")
     if hosts is not None:
         hosts.local_ranks(max(case.devices))  # checks the split before anything is written
     backend = backend_cls()

@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING, Any
 from harness.devices.base import DeviceBackend
 from harness.errors import BenchError
 from harness.plugins import hookimpl
+from harness.tfcompat import LOGICAL_DEVICES_ENV
 
 if TYPE_CHECKING:
     from harness.case import Case
 
-# Tests and launchers may ask for more logical devices than the first case needs, since the
-# count can only be set before TensorFlow initialises its runtime.
-LOGICAL_DEVICES_ENV = "BENCH_CPU_LOGICAL_DEVICES"
 
 
 def cpu_model() -> str:
