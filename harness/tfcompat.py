@@ -25,8 +25,13 @@ def tf_version() -> tuple[int, int]:
 
 def _load() -> dict[str, Any]:
     if not _cache:
-        # Must be set before TensorFlow is first imported, or tf.keras binds to Keras 3.
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        # Must be set before TensorFlow is first imported, or tf.keras binds to Keras 3 on
+        # TF >= 2.16. Only with tf_keras installed: TF 2.15's tf.keras fails to import when
+        # the variable is set and tf_keras is absent.
+        import importlib.util
+
+        if importlib.util.find_spec("tf_keras") is not None:
+            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 

@@ -14,6 +14,8 @@ from harness.devices.cpu import CpuBackend
 from harness.devices.gpu import GpuBackend
 from harness.devices.peak_flops import lookup
 
+pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+
 
 def _case(precision: str) -> Case:
     return Case(name="c", model="tiny_mlp", precision=precision, npu=MappingProxyType({}),

@@ -16,6 +16,8 @@ from harness.errors import BenchError
 from harness.plugins import hookimpl
 from harness.testing import write_case
 
+pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKES = os.path.join(HERE, "fakes")
 LAUNCH_VARS = ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID")

@@ -22,6 +22,8 @@ from harness.runner import device_options
 from harness.session import plan
 from harness.testing import write_case
 
+pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+
 MODELZOO = {"precision": "mixed", "iterations_per_loop": 1000, "hcom_parallel": True}
 
 
