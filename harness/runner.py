@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
 from harness.errors import BenchError
+from harness.events import RunEvents
 from harness.throughput import Interval, add_scaling_efficiency, summarize
 
 if TYPE_CHECKING:
@@ -46,13 +47,15 @@ class Runner:
     """Runs one validated case at each of its device counts; returns the result dicts."""
 
     def __init__(self, case: Case, plugins: BenchPlugins, backend: DeviceBackend,
-                 options: dict[str, Any], progress: Any, log: Callable[[str], None]) -> None:
+                 options: dict[str, Any], progress: Any, log: Callable[[str], None],
+                 events: RunEvents | None = None) -> None:
         self.case = case
         self.plugins = plugins
         self.backend = backend
         self.options = options
         self.progress = progress
         self.log = log
+        self.events = events or RunEvents()
         self.started = time.perf_counter()
 
     # -- public -----------------------------------------------------------------------------
@@ -116,6 +119,7 @@ class Runner:
                 result["mfu"] = (result["throughput"]["samples_per_sec"] * 3 * self._flops
                                  / peak)
                 result["peak_flops"] = peak
+        self.events.emit("run_stop", result=result)
         return result
 
     # -- the loop ---------------------------------------------------------------------------
@@ -187,6 +191,8 @@ class Runner:
         every = case.eval.every_steps
         global_batch = ctx.global_batch_size
         self.progress.start(case, count, total)
+        self.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
+                         init_seconds=time.perf_counter() - start)
         step = 0
         first_loss = None
         while step < warmup:
@@ -223,6 +229,7 @@ class Runner:
                       "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
                       "devices": count}
             self.progress.update(record)
+            self.events.emit("interval", record=record, interval=interval.to_dict())
             line = hook.log_interval(case=case, record=record)
             if line:
                 self.log(line)
@@ -237,6 +244,7 @@ class Runner:
 
     def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: dict, start: float) -> None:
         case, hook = self.case, self.plugins.hook
+        began = time.perf_counter()
         dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
         if dataset is None:
             return
@@ -249,6 +257,8 @@ class Runner:
         elapsed = time.perf_counter() - start
         result["evals"].append({"step": step, "elapsed_s": elapsed, **metrics})
         result["accuracy"] = metrics
+        self.events.emit("evaluate", step=step, metrics=metrics,
+                         seconds=time.perf_counter() - began)
         self.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         target = dict(case.eval.target)
         if target:

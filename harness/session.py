@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
+from harness.events import RunEvents
 from harness.plugins import BenchPlugins, load_plugins
 from harness.report import (
     SCHEMA,
@@ -87,10 +88,13 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             log_file.flush()
             progress.print(line)
 
+        events = RunEvents(log=log)
         try:
+            events = RunEvents.open(plugins, case, folder, log)
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
-            report["results"] = Runner(case, plugins, backend, options, progress, log).run()
+            report["results"] = Runner(case, plugins, backend, options, progress, log,
+                                       events).run()
             report["status"] = overall_status(report["results"])
         except KeyboardInterrupt:
             report["status"] = "interrupted"
@@ -99,6 +103,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             report["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             progress.stop()
+            events.close(report["status"])
             report["finished_at"] = now_iso()
             write_report(folder, report, plugins)
             for result in report["results"]:
