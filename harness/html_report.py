@@ -131,12 +131,13 @@ def _plots(report: dict[str, Any]) -> str:
         figure(plots.interval_throughput(
             [(label(r["devices"]), r["throughput"].get("intervals") or [],
               r["throughput"].get("samples_per_sec")) for r in results]),
-            "Throughput of each measured interval"),
+            "Throughput of each measured interval (dashed: the whole measured window)"),
         figure(plots.scaling_chart(
             [(report["case"]["name"], [(r["devices"], r["throughput"]["samples_per_sec"])
                                        for r in results if r["status"] == "ok"
                                        and r["throughput"].get("samples_per_sec")])]),
-            "Scaling across device counts"),
+            "Scaling across device counts (dotted: linear from the smallest count; labels: "
+            "efficiency)"),
     ]
     figures = [f for f in figures if f]
     return f'<div class="plots">{"".join(figures)}</div>' if figures else ""

@@ -7,47 +7,19 @@ import os
 
 import pytest
 
-# Verbatim from the ResNeXt-50 ModelZoo README (shared/reference/modelzoo-readmes.txt).
-RESNEXT_TRAIN = """\
-Step   Epoch   Speed   Loss   FinLoss   LR
-step:  1000  epoch:  0.0  FPS:  180.0  loss: 6.797  total_loss: 8.258  lr:0.1000000
-step:  2000  epoch:  0.0  FPS:  741.5  loss: 6.766  total_loss: 7.980  lr:0.1000000
-step:  3000  epoch:  0.1  FPS:  741.5  loss: 6.707  total_loss: 7.730  lr:0.1000000
-step:  4000  epoch:  0.1  FPS:  741.3  loss: 6.496  total_loss: 7.367  lr:0.1000000
-step:  5000  epoch:  0.1  FPS:  741.4  loss: 6.410  total_loss: 7.164  lr:0.1000000
-step:  6000  epoch:  0.1  FPS:  741.4  loss: 6.148  total_loss: 6.812  lr:0.1000000
-step:  7000  epoch:  0.2  FPS:  741.2  loss: 5.910  total_loss: 6.504  lr:0.1000000
-step:  8000  epoch:  0.2  FPS:  741.5  loss: 6.117  total_loss: 6.656  lr:0.1000000
-"""
-RESNEXT_EVAL = """\
-Evaluating
-Validation dataset size: 50000
- step  epoch  top1    top5     loss   checkpoint_time(UTC)
-226000   46.0  61.611   84.63    2.55  2020-06-21 01:33:11
-339000   68.0  67.316   88.64    2.42  2020-06-21 01:33:12
-452000   91.0  72.931   91.71    2.26  2020-06-21 01:33:12
-565000  113.0  77.869   93.99    2.17  2020-06-21 01:33:11
-601000  121.0  78.197   94.14    2.18  2020-06-21 01:33:11
-Finished evaluation
-"""
-# Verbatim from the BERT ModelZoo README: eight ranks' output interleaved in one file.
-BERT_SEED = """\
-I0521 19:45:05.731803 281473752813584 basic_session_run_hooks.py:692] global_step/sec: 2.451
-I0521 19:45:05.732023 281473228546064 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.7687549, next_sentence_loss = 0.005564222, total_loss = 0.7743191 (81.600 sec)
-I0521 19:45:05.732058 281473117769744 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.74314255, next_sentence_loss = 0.023222845, total_loss = 0.7663654 (81.600 sec)
-2020-05-21 19:45:05.732132: I tf_adapter/kernels/geop_npu.cc:526] [GEOP] RunGraphAsync callback, status:0, kernel_name:GeOp15_0[ 2409us]
-I0521 19:45:05.732016 281473584246800 basic_session_run_hooks.py:692] global_step/sec: 2.451
-I0521 19:45:05.732048 281472971046928 basic_session_run_hooks.py:692] global_step/sec: 2.451
-loss_scale: loss_scale:[65536.0] [65536.0]
-2020-05-21 19:45:05.732378: I tf_adapter/kernels/geop_npu.cc:526] [GEOP] RunGraphAsync callback, status:0, kernel_name:GeOp15_0[ 2445us]
-loss_scale: I0521 19:45:05.732480 281473752813584 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.94164073, next_sentence_loss = 0.023505606, total_loss = 0.96514636 (81.600 sec)
-[65536.0]
-I0521 19:45:05.732715 281473584246800 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.738043, next_sentence_loss = 0.03810045, total_loss = 0.77614343 (81.599 sec)
-I0521 19:45:05.732658 281473385623568 basic_session_run_hooks.py:692] global_step/sec: 2.451
-I0521 19:45:05.732574 281473416220688 basic_session_run_hooks.py:692] global_step/sec: 2.45098
-I0521 19:45:05.732777 281472971046928 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.7797201, next_sentence_loss = 0.05669275, total_loss = 0.8364129 (81.600 sec)loss_scale: [65536.0]
-loss_scale: I0521 19:45:05.733291 281473385623568 basic_session_run_hooks.py:260] global_step = 1323600, masked_lm_loss = 0.8004036, next_sentence_loss = 0.12787658, total_loss = 0.9282802 (81.600 sec)[65536.0]
-"""
+# Verbatim from the ModelZoo READMEs (shared/reference/modelzoo-readmes.txt): ResNeXt-50's
+# training lines and eval table, and BERT's output of eight ranks interleaved in one file.
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "modelzoo")
+
+
+def _seed(name):
+    with open(os.path.join(DATA, name), encoding="utf-8") as fh:
+        return fh.read()
+
+
+RESNEXT_TRAIN = _seed("resnext50_train.log")
+RESNEXT_EVAL = _seed("resnext50_eval.log")
+BERT_SEED = _seed("bert_8p.log")
 
 
 def _bert_block(step, rate, clock):
