@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -203,7 +204,13 @@ def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out
         console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
         console.print(cmp.rich_table(comparison))
     else:
-        if out_format == "html":
+        if out_format == "table":
+            from rich.console import Console
+
+            console = Console(width=200, no_color=True, record=True, file=io.StringIO())
+            console.print(cmp.rich_table(comparison))
+            text = console.export_text()
+        elif out_format == "html":
             from harness.html_report import render_comparison_html
 
             text = render_comparison_html(comparison)

@@ -80,7 +80,9 @@ def _facts(report: dict[str, Any]) -> str:
                    f"({device.get('name') or 'unknown'})"),
         ("precision", case.get("precision")), ("data", (case.get("data") or {}).get("source")),
         ("batch per device", case.get("batch_size")),
-        ("started / finished", f"{report.get('started_at')} / {report.get('finished_at')}"),
+        ("started / finished", f"{report.get('started_at')} / {report.get('finished_at')}"
+         if report.get("started_at") else None),
+        ("imported at", report.get("imported_at")),
         ("TensorFlow / Keras", f"{env.get('tensorflow')} / {env.get('keras')}"),
         ("CANN / driver / tfplugin", f"{env.get('cann_version')} / {env.get('driver_version')} "
                                      f"/ {env.get('tfplugin_version')}"),
