@@ -165,7 +165,10 @@ def _missing(key: RowKey, grouped: dict, column: str) -> str:
     for other, by_column in grouped.items():
         if other != key and other[:2] == (model, case) and other[3:] == (precision, devices) \
                 and column in by_column:
-            return f"{other[2]} data in {column}, {source} here: synthetic and real data differ"
+            why = f"data source {other[2]} in {column}, {source} here"
+            if "synthetic" in (other[2], source):
+                why += ": synthetic and real data are never compared"
+            return why
     return f"missing in {column}"
 
 

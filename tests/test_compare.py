@@ -142,8 +142,9 @@ def test_rows_that_cannot_be_compared_are_listed_with_the_reason(bench_cli, temp
     rows = {(r["case"], r["data_source"]): r for r in json.loads(result.stdout)["rows"]}
     assert all(r["verdict"] == "not comparable" for r in rows.values())
     assert rows["batch", "synthetic"]["problems"] == ["global batch 64 in B vs 32 in A"]
-    assert "synthetic and real data differ" in rows["data", "synthetic"]["problems"][0]
-    assert "synthetic and real data differ" in rows["data", "tfrecord"]["problems"][0]
+    assert rows["data", "synthetic"]["problems"] == [
+        "data source tfrecord in B, synthetic here: synthetic and real data are never compared"]
+    assert rows["data", "tfrecord"]["problems"][0].startswith("data source synthetic in A")
     assert rows["only", "synthetic"]["problems"] == ["missing in B"]
     assert rows["fail", "synthetic"]["problems"] == ["failed in B (injected failure at step 12)"]
     assert "change_pct" not in rows["batch", "synthetic"]["cells"][1]
