@@ -160,6 +160,34 @@ def environment(env: dict[str, Any]) -> None:
 
 
 @hookspec
+def run_event_sink(case: Case, folder: str) -> Any | None:
+    """Return an object that receives the training events of one run of ``case``, or None.
+
+    Called once per case run, after its report folder exists; the builtin MLLOG
+    (``events.mllog``) and TensorBoard sinks answer here. Every plugin may return a sink. The
+    runner calls these methods when the sink has them (each is optional), once per device
+    count in this order, all outside the measured window:
+
+    - ``run_start(case, ctx, total_steps, init_seconds)``: the model and data are built and
+      training (warmup first) starts; ``ctx`` is the :class:`harness.context.RunContext`,
+      ``init_seconds`` how long building took.
+    - ``interval(record, interval)``: every ``train.log_every`` steps; ``record`` is what
+      ``log_interval`` receives, ``interval`` the measured
+      ``{step, steps, samples, seconds, samples_per_sec}``.
+    - ``evaluate(step, metrics, seconds)``: after each evaluation (``seconds`` it took).
+    - ``run_stop(result)``: always, also after a failure (``result["status"]``, ``["error"]``).
+
+    Then ``close(status)`` once with the report's status, also when the run failed before
+    any ``run_start``. A sink that raises is reported in ``train.log`` and dropped; the run
+    goes on.
+
+    :param case: the validated case about to run.
+    :param folder: the run's report folder (write files below it).
+    :return: a sink object, or None.
+    """
+
+
+@hookspec
 def report_written(report: dict[str, Any], path: str) -> None:
     """Called after a run's report folder is complete (report.json and every renderer's file).
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
 from harness.errors import BenchError
+from harness.events import RunEvents
 from harness.throughput import Interval, add_scaling_efficiency, summarize
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ class Runner:
 
     def __init__(self, case: Case, plugins: BenchPlugins, backend: DeviceBackend,
                  options: dict[str, Any], progress: Any, log: Callable[[str], None],
-                 worker: WorkerInfo | None = None, launch: Any = None) -> None:
+                 worker: WorkerInfo | None = None, launch: Any = None,
+                 events: RunEvents | None = None) -> None:
         self.case = case
         self.worker = worker  # set in a worker process of the process launcher
         self.launch = launch  # set in the parent: runs a device count as worker processes
@@ -60,6 +62,7 @@ class Runner:
         self.options = options
         self.progress = progress
         self.log = log
+        self.events = events or RunEvents()
         self.started = time.perf_counter()
 
     # -- public -----------------------------------------------------------------------------
@@ -69,6 +72,9 @@ class Runner:
         for count in self.case.devices:
             if self.launch is not None and self.launch.wants(count):
                 result = self.launch.measure(count)
+                # the workers' intervals are in rank 0's own events (workers-N/); here the
+                # merged outcome closes this count's run
+                self.events.emit("run_stop", result=result)
             else:
                 result = self.measure(count)
             results.append(result)
@@ -126,6 +132,7 @@ class Runner:
                 result["mfu"] = (result["throughput"]["samples_per_sec"] * 3 * self._flops
                                  / peak)
                 result["peak_flops"] = peak
+        self.events.emit("run_stop", result=result)
         return result
 
     # -- the loop ---------------------------------------------------------------------------
@@ -206,6 +213,8 @@ class Runner:
         every = case.eval.every_steps
         global_batch = ctx.global_batch_size
         self.progress.start(case, count, total)
+        self.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
+                         init_seconds=time.perf_counter() - start)
         step = 0
         first_loss = None
         while step < warmup:
@@ -246,6 +255,7 @@ class Runner:
                       "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
                       "devices": count}
             self.progress.update(record)
+            self.events.emit("interval", record=record, interval=interval.to_dict())
             line = hook.log_interval(case=case, record=record)
             if line:
                 self.log(line)
@@ -261,6 +271,7 @@ class Runner:
 
     def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: dict, start: float) -> None:
         case, hook = self.case, self.plugins.hook
+        began = time.perf_counter()
         dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
         if dataset is None:
             return
@@ -273,6 +284,8 @@ class Runner:
         elapsed = time.perf_counter() - start
         result["evals"].append({"step": step, "elapsed_s": elapsed, **metrics})
         result["accuracy"] = metrics
+        self.events.emit("evaluate", step=step, metrics=metrics,
+                         seconds=time.perf_counter() - began)
         self.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         target = dict(case.eval.target)
         if target:

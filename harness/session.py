@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
+from harness.events import RunEvents
 from harness.launch import Hosts, ProcessLauncher, SlurmLauncher, slurm_tasks, uses_processes
 from harness.plugins import BenchPlugins, load_plugins
 from harness.report import (
@@ -96,7 +97,9 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             log_file.flush()
             progress.print(line)
 
+        events = RunEvents(log=log)
         try:
+            events = RunEvents.open(plugins, case, folder, log)
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
             if slurm_tasks() > 1 and case.launcher != "inline":
@@ -106,7 +109,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                 launch = ProcessLauncher(case, plugins, device_name, folder, progress, log,
                                          hosts, rank_table)
             report["results"] = Runner(case, plugins, backend, options, progress, log,
-                                       launch=launch).run()
+                                       launch=launch, events=events).run()
             report["status"] = overall_status(report["results"])
         except KeyboardInterrupt:
             report["status"] = "interrupted"
@@ -115,6 +118,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             report["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             progress.stop()
+            events.close(report["status"])
             report["finished_at"] = now_iso()
             write_report(folder, report, plugins)
             for result in report["results"]:

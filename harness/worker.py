@@ -31,6 +31,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from harness.errors import BenchError
+    from harness.events import RunEvents
     from harness.report import write_atomic
     from harness.runner import Runner, WorkerInfo, device_options
     from harness.session import plan
@@ -50,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     progress = EventsProgress(spec["events"])
     worker = WorkerInfo(rank=spec["rank"], world_size=spec["world_size"])
-    runner = Runner(case, plugins, backend, options, progress, progress.print, worker=worker)
+    # Rank 0 writes the MLLOG / TensorBoard events of the run beside its log (one writer).
+    events = (RunEvents.open(plugins, case, os.path.dirname(spec["result"]), progress.print)
+              if spec["rank"] == 0 else RunEvents())
+    runner = Runner(case, plugins, backend, options, progress, progress.print, worker=worker,
+                    events=events)
     result = runner.measure(spec["world_size"])
+    events.close(result["status"])
     result["rank"] = spec["rank"]
     result["pid"] = os.getpid()
     write_atomic(spec["result"], json.dumps(result, default=str))

@@ -70,6 +70,11 @@ def test_process_launcher_two_workers_over_loopback(tmp_path, tiny_case):
     assert sum(i["samples"] for i in result["throughput"]["intervals"]) == 25 * 64
     assert len(result["weights_digests"]) == 2 and len(set(result["weights_digests"])) == 1
     assert result["accuracy"]["accuracy"] > 0.4
+    # rank 0 wrote the MLLOG of the run beside its log; the parent closed it with run_stop
+    with open(os.path.join(folder, "workers-2", "events.mllog")) as fh:
+        assert '"key": "block_stop"' in fh.read()
+    with open(os.path.join(folder, "events.mllog")) as fh:
+        assert '"key": "run_stop"' in fh.read()
     for rank in result["ranks"]:
         assert rank["status"] == "ok" and rank["exit_code"] == 0
         assert os.path.exists(os.path.join(folder, rank["log"]))
