@@ -339,13 +339,19 @@ def _finite(value: float, step: int) -> float:
 
 
 def current_lr(optimizer: Any, step: int) -> float | None:
-    """The learning rate in effect at ``step`` (schedules are called with it)."""
+    """The learning rate in effect at ``step``: a schedule is called with it; a plain rate
+    is read (also when it is a MirroredVariable, as under MirroredStrategy)."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)
-    lr = getattr(inner, "learning_rate", None)
+    lr = getattr(inner, "_learning_rate", None)  # Keras 2 keeps the schedule object here
+    if lr is None or not callable(lr):
+        lr = getattr(inner, "learning_rate", None)
     if lr is None:
         return None
     try:
-        return float(lr(step)) if callable(lr) else float(lr)
+        value = lr(step) if callable(lr) else lr
+        if hasattr(value, "read_value"):
+            value = value.read_value()
+        return float(value.numpy() if hasattr(value, "numpy") else value)
     except (TypeError, ValueError):
         return None
 
