@@ -9,7 +9,6 @@ from collections import Counter
 
 import bert_text
 import pytest
-from bert_text import logical_cpu_devices  # noqa: F401 - autouse fixture
 
 from harness.plugins import load_plugins
 from harness.session import plan
