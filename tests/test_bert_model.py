@@ -220,8 +220,10 @@ def test_float16_loss_scaled_steps_the_gpu_path(tmp_path):
     from harness.tfcompat import tf
     from plugins.bert import inputs
 
+    config_path = tmp_path / "bert_config.json"
+    config_path.write_text(json.dumps(TINY), encoding="utf-8")
     case_path = write_case(tmp_path, {"model": "bert", "precision": "mixed", "params": {
-        "bert_config": "configs/bert_tiny_config.json", "max_seq_length": 32,
+        "bert_config": str(config_path), "max_seq_length": 32,
         "max_predictions_per_seq": 5, "learning_rate": 1e-3, "warmup_steps": 0}})
     _, (case,) = plan([case_path], [], plugins=load_plugins())
     tfcompat.set_precision_policy("mixed_float16")
