@@ -38,7 +38,7 @@ PARAMS = {
     "init_checkpoint": "",         # a Google-format BERT checkpoint to start from
 }
 
-# The live run's loss trackers and context, for the log line (one run at a time per process).
+# The running case's loss trackers and context, for its log line (one run at a time per process).
 _RUNS: dict[str, dict[str, Any]] = {}
 
 
@@ -132,6 +132,7 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
     optimizer = recipe.adam_weight_decay(schedule, p["weight_decay"], p["adam_epsilon"],
                                          p["clip_norm"] or None)
     trackers = recipe.LossTrackers()
+    _RUNS.clear()  # hold on to the running model only, not to every earlier run's
     _RUNS[case.name] = {"trackers": trackers, "ctx": ctx}
     return ModelSpec(model=model, loss=recipe.pretraining_loss(trackers), optimizer=optimizer,
                      flops_per_sample=modeling.forward_flops(config, seq, predictions),
