@@ -61,6 +61,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     if not backend_cls.available():
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
                          f"machine (see bench list)")
+    plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
     backend = backend_cls()
     options = device_options(case, plugins)
     backend.prepare(case, max(case.devices), options)
