@@ -146,6 +146,29 @@ def test_reading_errors_name_file_and_line(tmp_path):
     assert question.answers == (("巴颜喀拉山脉", 8),)
 
 
+def test_cmrc_original_layout(tmp_path):
+    """CMRC 2018's first release: a list of context_text / qas items, answers as strings (its
+    dev set holds a number, 39764.0, that is no span of the passage)."""
+    path = tmp_path / "cmrc2018_dev.json"
+    path.write_text(json.dumps([{"context_id": "DEV_10", "title": "苏镜宇", "context_text":
+        "苏镜宇原名苏博，因为婶婶认为他命中缺金，改名镜宇。2008年11月12日，苏镜宇首次登上中超赛场。",
+        "qas": [{"query_text": "苏镜宇的原名叫什么？", "query_id": "DEV_10_QUERY_0",
+                 "answers": ["苏博", "苏博", "原名苏博"]},
+                {"query_text": "苏镜宇什么时候首次登上中超赛场？", "query_id": "DEV_10_QUERY_2",
+                 "answers": ["2008年11月12日", 39764.0]}]}], ensure_ascii=False, indent=2),
+        encoding="utf-8")
+    first, second = processors.read_squad(str(path), training=False)
+    assert first.qid == "DEV_10_QUERY_0" and first.answers == (("苏博", 5), ("苏博", 5),
+                                                                ("原名苏博", 3))
+    assert second.answers == (("2008年11月12日", 25), ("39764.0", None))
+    with pytest.raises(BenchError) as error:  # a training answer must be a span
+        processors.read_squad(str(path), training=True)
+    line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if "39764.0" in text)
+    assert str(error.value) == (f"{path}:{line}: question 'DEV_10_QUERY_2': answer '39764.0' "
+                                f"is not in its context")
+
+
 # --- through bench run: exit 2, nothing written --------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""BERT / NEZHA pretraining (masked LM + next sentence) as a zoobench model plugin.
+"""BERT / NEZHA pretraining (masked LM + next sentence) as a zoobench model plugin, and its
+downstream finetuning (``params.task``: classifier, ner, reading; see ``downstream``).
 
 The hooks only; the work lives beside them: ``tokenizer`` (WordPiece), ``pretraining_data``
 (create_pretraining_data), ``commands`` (``bench data vocab|pretraining``), ``inputs``

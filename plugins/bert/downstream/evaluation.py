@@ -13,7 +13,7 @@ def _outputs(model: Any, dataset: Any, keys: tuple[str, ...]) -> Any:
     """Yields ``(labels as numpy, outputs as float32 numpy)`` per batch."""
     from harness.tfcompat import tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function  # traced at most twice: full batches and the last one
     def forward(features: Any) -> dict[str, Any]:
         outputs = model(features, training=False)
         return {k: tf.cast(outputs[k], tf.float32) for k in keys}

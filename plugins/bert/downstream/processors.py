@@ -48,8 +48,8 @@ class TaggedSentence:
 
 @dataclass(frozen=True)
 class Question:
-    """One reading-comprehension question; ``answers`` are ``(text, start)`` pairs (start may
-    be None in eval files) and ``start``/``text`` of the first one are used for training."""
+    """One reading-comprehension question; ``answers`` are ``(text, start)`` pairs (start is
+    None for an eval answer that is not a span); training uses the first one."""
 
     qid: str
     question: str
@@ -225,9 +225,15 @@ class _Located(dict):
     offset = 0
 
 
+class _LocatedList(list):
+    """A JSON array that remembers where each of its values starts."""
+
+    offsets: list[int] = []
+
+
 def json_line(text: str, where: tuple) -> int | None:
-    """The line of the JSON object at ``where`` (keys and indices), found by re-parsing with
-    the pure-Python scanner, which reports each object's offset; used on error only."""
+    """The line where the JSON value at ``where`` (keys and indices) starts, found by
+    re-parsing with the pure-Python scanner, which reports offsets; used on error only."""
     import json.decoder
     import json.scanner
 
@@ -237,19 +243,40 @@ def json_line(text: str, where: tuple) -> int | None:
         located.offset = s_and_end[1] - 1
         return located, end
 
+    def parse_array(s_and_end: tuple, scan_once: Any, *args: Any) -> tuple:
+        offsets: list[int] = []
+
+        def scan(string: str, index: int) -> tuple:
+            offsets.append(index)  # JSONArray scans each value from its first character
+            return scan_once(string, index)
+
+        values, end = json.decoder.JSONArray(s_and_end, scan, *args)
+        located = _LocatedList(values)
+        located.offsets = offsets
+        return located, end
+
     decoder = json.JSONDecoder()
     decoder.parse_object = parse_object
+    decoder.parse_array = parse_array
     decoder.scan_once = json.scanner.py_make_scanner(decoder)
     node = decoder.decode(text)
+    offset = None
     for key in where:
+        if isinstance(node, _LocatedList):
+            offset = node.offsets[key]
         node = node[key]
-    return text.count("\n", 0, node.offset) + 1 if isinstance(node, _Located) else None
+        if isinstance(node, _Located):
+            offset = node.offset
+    return None if offset is None else text.count("\n", 0, offset) + 1
 
 
 def read_squad(path: str, training: bool) -> list[Question]:
-    """Questions of a SQuAD v1.1 / CMRC 2018 file. Every answer must occur in its context;
-    a training answer's ``answer_start`` must point at it (when it does not but the text
-    occurs, the nearest occurrence is used, as CMRC's files hold a few shifted starts)."""
+    """Questions of a SQuAD v1.1 file (CMRC 2018's squad-style files) or of CMRC 2018's
+    original layout (a list of ``context_text`` / ``qas`` with ``query_text``, ``query_id``
+    and a list of answer strings). A training answer must occur in its context; when its
+    ``answer_start`` does not point at it (CMRC's files hold a few shifted starts) or there is
+    none, the occurrence nearest to it is used. An eval answer is a string to compare with (as
+    CMRC's evaluate does, numbers included), so one that is not a span is kept."""
     lines = _read_lines(path)
     text = "\n".join(lines)
     try:
@@ -261,9 +288,35 @@ def read_squad(path: str, training: bool) -> list[Question]:
     def error(where: tuple, message: str) -> BenchError:
         return fail(path, json_line(text, where), message)
 
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise fail(path, 1, "expected SQuAD/CMRC JSON: an object with a 'data' list")
     questions: list[Question] = []
+    for context, qas, at, keys in _paragraphs(data, path, error):
+        for k, qa in enumerate(qas):
+            questions.append(_question(qa, context, path, at + (keys[0], k), keys, training,
+                                       error))
+    if not questions:
+        raise BenchError(f"{path}: no questions")
+    return questions
+
+
+SQUAD_KEYS = ("qas", "id", "question")
+CMRC_KEYS = ("qas", "query_id", "query_text")
+
+
+def _paragraphs(data: Any, path: str, error: Any) -> list[tuple[str, list, tuple, tuple]]:
+    """(context, questions, JSON path, key names) of each paragraph, in either layout."""
+    found = []
+    if isinstance(data, list):  # CMRC 2018's original layout
+        for i, item in enumerate(data):
+            context = item.get("context_text") if isinstance(item, dict) else None
+            if not isinstance(context, str) or not context.strip():
+                raise error((i,), "item without a 'context_text'")
+            if not isinstance(item.get("qas"), list):
+                raise error((i,), "item without a 'qas' list")
+            found.append((context, item["qas"], (i,), CMRC_KEYS))
+        return found
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise fail(path, 1, "expected SQuAD JSON (an object with a 'data' list) or CMRC "
+                            "2018's list of context_text / qas items")
     for i, article in enumerate(data["data"]):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
@@ -275,20 +328,26 @@ def read_squad(path: str, training: bool) -> list[Question]:
                 raise error(at, "paragraph without a 'context' text")
             if not isinstance(paragraph.get("qas"), list):
                 raise error(at, "paragraph without a 'qas' list")
-            for k, qa in enumerate(paragraph["qas"]):
-                questions.append(_question(qa, context, path, at + ("qas", k), training, error))
-    if not questions:
-        raise BenchError(f"{path}: no questions")
-    return questions
+            found.append((context, paragraph["qas"], at, SQUAD_KEYS))
+    return found
 
 
-def _question(qa: Any, context: str, path: str, where: tuple, training: bool,
+def _answer_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # CMRC's dev set holds a spreadsheet date (39764.0) as an answer
+    return None
+
+
+def _question(qa: Any, context: str, path: str, where: tuple, keys: tuple, training: bool,
               error: Any) -> Question:
+    _, id_key, question_key = keys
     if not isinstance(qa, dict):
-        raise error(where[:-2], "a 'qas' item is not an object")
-    qid, question = qa.get("id"), qa.get("question")
+        raise error(where[:-2], f"a '{keys[0]}' item is not an object")
+    qid, question = qa.get(id_key), qa.get(question_key)
     if not isinstance(qid, (str, int)) or not isinstance(question, str) or not question.strip():
-        raise error(where, "question without an 'id' and a 'question' text")
+        raise error(where, f"question without an '{id_key}' and a '{question_key}' text")
     raw = qa.get("answers")
     if not isinstance(raw, list) or not raw:
         raise error(where, f"question {qid!r} has no answers (SQuAD v1.1 / CMRC: every "
@@ -296,23 +355,22 @@ def _question(qa: Any, context: str, path: str, where: tuple, training: bool,
     answers = []
     for m, answer in enumerate(raw):
         at = where + ("answers", m)
-        if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) \
-                or not answer["text"].strip():
-            raise error(at, f"question {qid!r}: an answer without a 'text'")
-        answer_text = answer["text"]
-        start = answer.get("answer_start")
+        item = answer if isinstance(answer, dict) else {"text": answer}
+        answer_text = _answer_text(item.get("text"))
+        if answer_text is None or not answer_text.strip():
+            raise error(at, f"question {qid!r}: an answer without a text")
+        start = item.get("answer_start")
         if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
             raise error(at, f"question {qid!r}: answer_start {start!r} is not an integer")
         if answer_text not in context:
-            raise error(at, f"question {qid!r}: answer {answer_text!r} is not in its context")
-        if start is None or context[start:start + len(answer_text)] != answer_text:
-            if training and start is None:
-                raise error(at, f"question {qid!r}: a training answer needs an answer_start")
+            if training:
+                raise error(at, f"question {qid!r}: answer {answer_text!r} is not in its "
+                                f"context")
+            start = None
+        elif start is None or context[start:start + len(answer_text)] != answer_text:
             start = _nearest(context, answer_text, start or 0)
         answers.append((answer_text, start))
     return Question(str(qid), question.strip(), context, tuple(answers), path, where)
-
-
 def _nearest(context: str, text: str, start: int) -> int:
     best, at = None, context.find(text)
     while at >= 0:
