@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from bert_text import logical_cpu_devices  # noqa: F401 - autouse fixture
 
 from harness.errors import BenchError
 from plugins.bert import modeling, recipe
