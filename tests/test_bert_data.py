@@ -8,6 +8,7 @@ from collections import Counter
 
 import bert_text
 import pytest
+from bert_text import logical_cpu_devices  # noqa: F401 - autouse fixture
 
 from harness.errors import BenchError
 from plugins.bert import pretraining_data

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from bert_text import logical_cpu_devices  # noqa: F401 - autouse fixture
 
 from harness.errors import BenchError
 from plugins.bert import modeling, recipe
@@ -205,3 +206,43 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     schedule = recipe.learning_rate_schedule(1e-4, warmup_steps=100, decay_steps=1000)
     values = [float(schedule(step)) for step in (0, 50, 100, 500, 1000, 2000)]
     np.testing.assert_allclose(values, [0.0, 5e-5, 9e-5, 5e-5, 0.0, 0.0], atol=1e-12)
+
+
+def test_float16_loss_scaled_steps_the_gpu_path(tmp_path):
+    """mixed_float16 + dynamic loss scaling (what the gpu backend does) around this optimizer,
+    through the runner's train step; the log line shows the loss scale."""
+    import plugins.bert as plugin
+    from harness import tfcompat
+    from harness.context import RunContext
+    from harness.plugins import load_plugins
+    from harness.runner import make_train_step
+    from harness.session import plan
+    from harness.testing import write_case
+    from harness.tfcompat import tf
+    from plugins.bert import inputs
+
+    case_path = write_case(tmp_path, {"model": "bert", "precision": "mixed", "params": {
+        "bert_config": "configs/bert_tiny_config.json", "max_seq_length": 32,
+        "max_predictions_per_seq": 5, "learning_rate": 1e-3, "warmup_steps": 0}})
+    _, (case,) = plan([case_path], [], plugins=load_plugins())
+    tfcompat.set_precision_policy("mixed_float16")
+    try:
+        strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+        ctx = RunContext(1, 4, 4, strategy=strategy, train_steps=3)
+        with strategy.scope():
+            spec = plugin.build_model(case=case, ctx=ctx)
+            spec.optimizer = tfcompat.loss_scale_optimizer(spec.optimizer, dynamic=True)
+        ctx.model_spec = spec
+        assert spec.model(modeling.dummy_features(1, 32, 5))["masked_lm_logits"].dtype == "float16"
+        dataset = plugin.build_dataset(case=case, split="train", ctx=ctx)
+        step = make_train_step(strategy, spec, 4)
+        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+        losses = [float(step(iterator)) for _ in range(3)]
+        assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+        line = plugin.log_interval(case=case, record={"step": 3, "samples_per_sec": 9.0,
+                                                      "lr": 1e-3})
+        assert "global_step = 3, masked_lm_loss = " in line and "loss_scale = 32768" in line
+        assert inputs.EVAL_SYNTHETIC_BATCHES == int(
+            plugin.build_dataset(case=case, split="eval", ctx=ctx).cardinality())
+    finally:
+        tfcompat.set_precision_policy("float32")

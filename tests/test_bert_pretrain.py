@@ -9,6 +9,7 @@ from collections import Counter
 
 import bert_text
 import pytest
+from bert_text import logical_cpu_devices  # noqa: F401 - autouse fixture
 
 from harness.plugins import load_plugins
 from harness.session import plan
@@ -35,7 +36,7 @@ def test_tiny_bert_learns_masked_lm_on_real_text(bench_run):
         "data": {"source": "tfrecord", "path": paths["train"], "eval_path": paths["eval"]},
         "train": {"steps": 300, "warmup_steps": 5, "log_every": 50},
         "params": {"bert_config": paths["config"], "max_seq_length": bert_text.SEQ,
-                   "max_predictions_per_seq": bert_text.PREDICTIONS, "learning_rate": 2e-3,
+                   "max_predictions_per_seq": bert_text.PREDICTIONS, "learning_rate": 1e-3,
                    "warmup_steps": 30},
     })
     report = outcome.report
@@ -46,7 +47,8 @@ def test_tiny_bert_learns_masked_lm_on_real_text(bench_run):
           f"most-frequent-token baseline {baseline:.3f}; NSP accuracy "
           f"{accuracy['next_sentence_accuracy']:.3f}")
     assert 0.03 < baseline < 0.15
-    assert accuracy["masked_lm_accuracy"] > 1.8 * baseline
+    # measured: ~0.16-0.17 held out against a ~0.07 baseline (the '"' token of code samples)
+    assert accuracy["masked_lm_accuracy"] > max(1.8 * baseline, baseline + 0.05)
     assert accuracy["masked_lm_loss"] < 6.0 and accuracy["next_sentence_loss"] < 0.7
     assert set(accuracy) == {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy",
                              "next_sentence_loss"}

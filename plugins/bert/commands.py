@@ -20,7 +20,11 @@ _BOOL = {"type": click.BOOL, "is_flag": False, "flag_value": True}
 @click.option("--min_frequency", type=int, default=2, show_default=True)
 def vocab(inputs: tuple[str, ...], size: int, output: str, do_lower_case: bool,
           min_frequency: int) -> None:
-    """Train a WordPiece vocabulary (BERT vocab.txt) from text files."""
+    """Train a WordPiece vocabulary (BERT vocab.txt) from text files.
+
+    The trainer (the tokenizers library) breaks frequency ties in hash order, so two runs can
+    differ in a few tokens: keep the vocab.txt beside the TFRecords made with it.
+    """
     from plugins.bert.tokenizer import train_vocab
 
     count = train_vocab(list(inputs), size, output, do_lower_case, min_frequency)

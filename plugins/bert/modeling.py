@@ -152,10 +152,16 @@ def build_model(config: BertConfig) -> Any:
             x = encode(config, self.embeddings, self.encoder_layers, features, training)
             pooled = self.pooler(x[:, 0])
             # Only the masked positions go through the MLM head (Google's gather_indexes).
-            picked = tf.gather(x, features["masked_lm_positions"], batch_dims=1)
+            positions = features["masked_lm_positions"]
+            picked = tf.gather(x, positions, batch_dims=1)
+            # 2-D [batch * predictions, hidden] operands: one plain MatMul, not a BatchMatMul
+            picked = tf.reshape(picked, [-1, config.hidden_size])
             picked = self.mlm_norm(self.mlm_transform(picked))
             table = tf.cast(self.embeddings.word_embeddings, picked.dtype)
-            mlm = tf.matmul(picked, table, transpose_b=True) + tf.cast(self.mlm_bias, picked.dtype)
+            mlm = tf.nn.bias_add(tf.matmul(picked, table, transpose_b=True),
+                                 tf.cast(self.mlm_bias, picked.dtype))
+            mlm = tf.reshape(mlm, [tf.shape(positions)[0], tf.shape(positions)[1],
+                                   config.vocab_size])
             nsp = (tf.matmul(pooled, tf.cast(self.nsp_weights, pooled.dtype), transpose_b=True)
                    + tf.cast(self.nsp_bias, pooled.dtype))
             return {"masked_lm_logits": mlm, "next_sentence_logits": nsp}

@@ -16,8 +16,29 @@ import shutil
 import tempfile
 from functools import cache
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEQ, PREDICTIONS, VOCAB = 64, 10, 2000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def logical_cpu_devices():
+    """These tests touch TensorFlow directly; give its runtime the logical CPU devices that
+    multi-device runs need first (harness.testing asks for them; the count is fixed once TF
+    initialises)."""
+    from harness.devices.cpu import LOGICAL_DEVICES_ENV
+    from harness.tfcompat import tf
+
+    wanted = int(os.environ.get(LOGICAL_DEVICES_ENV, "0") or 0)
+    if wanted > 1:
+        try:
+            tf.config.set_logical_device_configuration(
+                tf.config.list_physical_devices("CPU")[0],
+                [tf.config.LogicalDeviceConfiguration()] * wanted)
+        except RuntimeError:
+            pass  # already initialised by an earlier test
+    yield
 
 
 def documents() -> list[list[str]]:
@@ -72,7 +93,8 @@ def prepared() -> dict[str, str]:
         config = json.load(fh)
     with open(paths["vocab"], encoding="utf-8") as fh:
         config["vocab_size"] = sum(1 for _ in fh)
-    config.update(hidden_size=64, intermediate_size=256, num_attention_heads=2)
+    # no dropout: a 2-layer model learns more in the few hundred steps a test can afford
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     with open(paths["config"], "w", encoding="utf-8") as fh:
         json.dump(config, fh)
     return paths
