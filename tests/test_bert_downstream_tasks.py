@@ -171,3 +171,31 @@ def test_init_checkpoint_fills_the_encoder_by_google_name(tmp_path):
     schedule = built.optimizer.learning_rate
     assert float(schedule(0)) == 0.0 and float(schedule(1)) == pytest.approx(0.9 * 2e-3)
     assert float(schedule(10)) == pytest.approx(0.0)
+
+
+def test_training_shards_are_equal_and_cover_the_records(tmp_path):
+    from harness.context import RunContext
+    from plugins.bert.downstream import features, records
+
+    count = 41
+    arrays = {"input_ids": np.arange(count * 4, dtype=np.int32).reshape(count, 4),
+              "input_mask": np.ones([count, 4], np.int32),
+              "segment_ids": np.zeros([count, 4], np.int32),
+              "label_ids": np.arange(count, dtype=np.int32)[:, None]}
+    path = str(tmp_path / "train.tfrecord")
+    records.write(path, features.Features(arrays, {"labels": ["a"]}))
+    meta = records.load_meta(path)
+    assert meta["count"] == count and meta["labels"] == ["a"]
+    seen = []
+    for worker in range(2):  # two input pipelines (process launch), 5 examples each per step
+        ctx = RunContext(2, 5, 10, num_input_pipelines=2, input_pipeline_id=worker)
+        dataset = records.dataset(path, meta, ctx, training=True, seed=0)
+        assert int(dataset.cardinality()) == 4  # 20 records each: the same steps per epoch
+        for inputs, labels in dataset:
+            assert inputs["input_ids"].shape == (5, 4) and inputs["input_ids"].dtype.name == "int32"
+            seen += labels["label_ids"][:, 0].numpy().tolist()
+    assert len(seen) == len(set(seen)) == 40
+    ctx = RunContext(1, 8, 8)
+    evaluation = records.dataset(path, meta, ctx, training=False, seed=0)
+    order = [int(x) for _, labels in evaluation for x in labels["label_ids"][:, 0]]
+    assert order == list(range(count))  # eval: every record, in file order, last batch short

@@ -94,10 +94,13 @@ def dataset(path: str, meta: dict[str, Any], ctx: RunContext, training: bool,
         return ({k: parsed[k] for k in INPUTS},
                 {k: v for k, v in parsed.items() if k not in INPUTS})
 
-    records = tf.data.TFRecordDataset(path).apply(
-        tf.data.experimental.assert_cardinality(meta["count"]))
+    count = meta["count"]
+    records = tf.data.TFRecordDataset(path).apply(tf.data.experimental.assert_cardinality(count))
     if training:
-        records = ctx.shard(records).shuffle(min(meta["count"], SHUFFLE_BUFFER), seed=seed,
-                                             reshuffle_each_iteration=True)
+        # Equal shards, so every worker derives the same steps per epoch.
+        pipelines = ctx.num_input_pipelines
+        records = ctx.shard(records.take(count - count % pipelines))
+        records = records.shuffle(min(count, SHUFFLE_BUFFER), seed=seed,
+                                  reshuffle_each_iteration=True)
     batches = records.batch(ctx.pipeline_batch_size, drop_remainder=training)
     return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
