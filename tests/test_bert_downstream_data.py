@@ -226,6 +226,25 @@ def test_task_and_source_must_agree(tmp_path, bench_cli):
     assert result.exit_code == 2 and "task ner reads conll; got 'synthetic'" in result.stderr
 
 
+@pytest.mark.parametrize("params,message", [
+    ({"vocab_file": ""}, "params.vocab_file: downstream tasks need the checkpoint's vocab.txt"),
+    ({"vocab_file": "nope.txt"}, "nope.txt: no such vocabulary file (params.vocab_file)"),
+    ({"warmup_proportion": 1.5}, "params.warmup_proportion: must be in [0, 1), got 1.5"),
+    ({"max_query_length": 40}, "params.max_query_length: 40 leaves no room for the passage in "
+                               "max_seq_length 32"),
+    ({"max_seq_length": 256}, "params.max_seq_length: 256 exceeds max_position_embeddings 128"),
+    ({"init_checkpoint": "nope/model.ckpt"}, "nope/model.ckpt: params.init_checkpoint: no such "
+                                             "checkpoint"),
+])
+def test_bad_params_exit_2(tmp_path, bench_cli, params, message):
+    case = bad_case(tmp_path, "cmrc", "reading", "train.json",
+                    squad_json({"text": "巴颜喀拉山脉", "answer_start": 8}))
+    spec = _load(case)
+    spec["params"].update(params)
+    result = bench_cli("run", write_case(tmp_path, spec), "--out", str(tmp_path / "reports"))
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
 class RefusesEveryCase:
     """The validate_case contract for any plugin: raising means bad input, nothing written."""
 

@@ -9,6 +9,7 @@ linear warmup over ``warmup_proportion`` of the steps then linear decay to 0.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -156,13 +157,14 @@ def records(case: Case, training: bool) -> tuple[str, dict[str, Any]]:
     p = case.params
     path, _ = _path(case, training)
     tok = tokenizer(case)
-    parts = {"task": task, "split": "train" if training else "eval", "source":
-             case.data.source, "data": rec.stamp(path), "vocab": rec.stamp(tok.vocab_file),
-             "lower": p["do_lower_case"], "seq": p["max_seq_length"]}
+    parts = {"task": task, "split": "train" if training else "eval",
+             "source": case.data.source, "data": rec.stamp(path),
+             "vocab": rec.stamp(tok.vocab_file), "lower": p["do_lower_case"],
+             "seq": p["max_seq_length"]}
     if task == READING:
         parts.update(stride=p["doc_stride"], query=p["max_query_length"])
     else:
-        parts.update(labels=list(labels(case)), columns=_columns(case).__dict__,
+        parts.update(labels=list(labels(case)), columns=dataclasses.asdict(_columns(case)),
                      language=p["xnli_language"])
     target = rec.record_path(_cache_folder(case), parts)
 
@@ -201,6 +203,9 @@ def validate(case: Case) -> None:
     for key in ("learning_rate", "adam_epsilon"):
         if not p[key] > 0:
             raise BenchError(f"{where}.{key}: must be > 0, got {p[key]}")
+    for key in ("weight_decay", "clip_norm", "num_train_steps"):
+        if p[key] < 0:
+            raise BenchError(f"{where}.{key}: must be >= 0, got {p[key]}")
     if task == READING and p["max_query_length"] + 3 >= p["max_seq_length"]:
         raise BenchError(f"{where}.max_query_length: {p['max_query_length']} leaves no room "
                          f"for the passage in max_seq_length {p['max_seq_length']}")
