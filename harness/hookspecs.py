@@ -101,6 +101,19 @@ def evaluate(case: Case, model: Any, dataset: tf.data.Dataset, ctx: RunContext) 
     """
 
 
+@hookspec
+def validate_case(case: Case) -> None:
+    """Check what only the model plugin can check before a run starts: its data files
+    (rows, labels, answers), files named in ``case.params``, params that depend on each other.
+
+    Called once per case by ``bench run`` in the launching process, after the device check and
+    before the report folder exists, so an error here is bad input: raise
+    :class:`harness.errors.BenchError` with a one-line message naming the file and line or key
+    (``data/train.tsv:17: unknown label 'maybe'``); ``bench`` exits 2 and writes nothing.
+    A model plugin only checks cases whose ``case.model`` is its own. Return nothing.
+    """
+
+
 @hookspec(firstresult=True)
 def log_interval(case: Case, record: dict[str, Any]) -> str | None:
     """Format the plain-text training log line printed every ``train.log_every`` steps.

@@ -69,6 +69,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                          f"machine ({reason})")
     if hosts is not None:
         hosts.local_ranks(max(case.devices))  # checks the split before anything is written
+    plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
     backend = backend_cls()
     options = device_options(case, plugins)
     if inline:

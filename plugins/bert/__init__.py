@@ -1,4 +1,5 @@
-"""BERT / NEZHA pretraining (masked LM + next sentence) as a zoobench model plugin.
+"""BERT / NEZHA pretraining (masked LM + next sentence) as a zoobench model plugin, and its
+downstream finetuning (``params.task``: classifier, ner, reading; see ``downstream``).
 
 The hooks only; the work lives beside them: ``tokenizer`` (WordPiece), ``pretraining_data``
 (create_pretraining_data), ``commands`` (``bench data vocab|pretraining``), ``inputs``
@@ -80,8 +81,24 @@ def _config(case: Case) -> Any:
 
 @hookimpl
 def register_models(registry: Any) -> None:
-    registry.add(MODEL, description="BERT / NEZHA pretraining (masked LM + next sentence)",
-                 params=PARAMS, sources=("synthetic", "tfrecord"), version=__version__)
+    from plugins.bert import downstream
+
+    registry.add(MODEL, description="BERT / NEZHA pretraining (masked LM + next sentence) "
+                                    "and finetuning (params.task: classifier, ner, reading)",
+                 params={**PARAMS, **downstream.PARAMS},
+                 sources=("synthetic", "tfrecord", *downstream.DOWNSTREAM_SOURCES),
+                 version=__version__)
+
+
+@hookimpl
+def validate_case(case: Case) -> None:
+    if case.model != MODEL:
+        return
+    from plugins.bert import downstream
+
+    downstream.task_of(case)  # params.task against data.source, for pretraining too
+    if downstream.is_downstream(case):
+        downstream.validate(case)
 
 
 @hookimpl
@@ -95,8 +112,10 @@ def register_commands(cli: Any) -> None:
 def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
     if case.model != MODEL:
         return None
-    from plugins.bert import inputs
+    from plugins.bert import downstream, inputs
 
+    if downstream.is_downstream(case):
+        return downstream.build_dataset(case, split, ctx)
     p = _params(case)
     seq, predictions = p["max_seq_length"], p["max_predictions_per_seq"]
     training = split == "train"
@@ -113,9 +132,11 @@ def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
 def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
     if case.model != MODEL:
         return None
-    from plugins.bert import modeling, recipe
+    from plugins.bert import downstream, modeling, recipe
     from plugins.bert.config import resolve_path
 
+    if downstream.is_downstream(case):
+        return downstream.build_model(case, ctx)
     p = _params(case)
     config = _config(case)
     seq, predictions = p["max_seq_length"], p["max_predictions_per_seq"]
@@ -143,8 +164,11 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
 def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | None:
     if case.model != MODEL:
         return None
+    from plugins.bert import downstream
     from plugins.bert.recipe import evaluate as run_eval
 
+    if downstream.is_downstream(case):
+        return downstream.evaluate(case, model, dataset)
     return run_eval(model, dataset)
 
 

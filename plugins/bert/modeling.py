@@ -149,19 +149,7 @@ def build_model(config: BertConfig) -> Any:
             self.nsp_bias = self.add_weight("nsp_output_bias", [2], initializer="zeros")
 
         def call(self, features: Any, training: Any = None) -> dict[str, Any]:
-            input_ids = features["input_ids"]
-            x = self.embeddings(input_ids, features["segment_ids"], training=training)
-            mask = tf.cast(features["input_mask"], x.dtype)[:, None, None, :]
-            mask_bias = (1.0 - mask) * -10000.0
-            seq = tf.shape(input_ids)[1]
-            relative = None
-            if config.use_relative_position:
-                table = relative_positions_table(
-                    input_ids.shape[1] or config.max_position_embeddings, config.head_size,
-                    config.max_relative_position)
-                relative = table[:seq, :seq]
-            for block in self.encoder_layers:
-                x = block(x, mask_bias, relative, training=training)
+            x = encode(config, self.embeddings, self.encoder_layers, features, training)
             pooled = self.pooler(x[:, 0])
             # Only the masked positions go through the MLM head (Google's gather_indexes).
             positions = features["masked_lm_positions"]
@@ -179,6 +167,29 @@ def build_model(config: BertConfig) -> Any:
             return {"masked_lm_logits": mlm, "next_sentence_logits": nsp}
 
     return BertPretrainingModel(name="bert")
+
+
+def encode(config: BertConfig, embeddings: Any, layers: Any, features: dict[str, Any],
+           training: Any = None) -> Any:
+    """The encoder's sequence output ``[batch, seq, hidden]`` from ``input_ids``,
+    ``input_mask`` and ``segment_ids``: embeddings, the additive -10000 attention mask,
+    NEZHA's relative positions and the transformer layers (the pretraining model and the
+    downstream heads share it)."""
+    from harness.tfcompat import tf
+
+    input_ids = features["input_ids"]
+    x = embeddings(input_ids, features["segment_ids"], training=training)
+    mask = tf.cast(features["input_mask"], x.dtype)[:, None, None, :]
+    mask_bias = (1.0 - mask) * -10000.0
+    relative = None
+    if config.use_relative_position:
+        seq = tf.shape(input_ids)[1]
+        table = relative_positions_table(input_ids.shape[1] or config.max_position_embeddings,
+                                         config.head_size, config.max_relative_position)
+        relative = table[:seq, :seq]
+    for block in layers:
+        x = block(x, mask_bias, relative, training=training)
+    return x
 
 
 def dummy_features(batch: int, seq: int, predictions: int) -> dict[str, Any]:

@@ -61,6 +61,13 @@ class WordPieceTokenizer:
     def tokenize_batch(self, texts: list[str]) -> list[list[str]]:
         return [enc.tokens for enc in self._tok.encode_batch(texts, add_special_tokens=False)]
 
+    def tokenize_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
+        """WordPiece tokens with their ``[start, end)`` character span in ``text`` (the
+        original text, before lower-casing and accent stripping)."""
+        encoding = self._tok.encode(text, add_special_tokens=False)
+        return [(token, start, end) for token, (start, end) in zip(encoding.tokens,
+                                                                   encoding.offsets)]
+
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> list[int]:
         vocab, unk = self.vocab, self.unk_id
         return [vocab.get(token, unk) for token in tokens]
