@@ -1,0 +1,196 @@
+"""ResNeXt-50 (32x4d) model plugin: the Ascend ModelZoo ResNeXt50_for_TensorFlow recipe.
+
+Hooks only; the layers live in ``model``, the recipe (schedule, optimizer, loss scale,
+finetune) in ``recipe``, the input pipelines in ``data``. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.context import ModelSpec
+from harness.errors import BenchError
+from harness.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from harness.case import Case
+    from harness.context import RunContext
+
+__version__ = "1.0.0"
+MODEL = "resnext50"
+
+# Defaults = the seed's (ModelZoo README, res50_32bs_8p_host config) unless noted.
+PARAMS: dict[str, Any] = {
+    "num_classes": 1001,           # ImageNet labels 1..1000, 0 = background (the seed's)
+    "image_size": 224,
+    "groups": 32,                  # 32x4d: 32 groups x 4 channels = 128 at the first stage
+    "width_per_group": 4,
+    "base_width": 64,              # stem channels; stage outputs 4x this ... 32x this
+    "blocks": [3, 4, 6, 3],        # ResNeXt-50
+    "learning_rate": 0.1,          # learning_rate_maximum
+    "learning_rate_end": 1.0e-6,   # learning_rate_end
+    "warmup_epochs": 5.0,          # warmup_epochs
+    "lr_warmup_steps": None,       # int: warmup in steps instead of warmup_epochs
+    "momentum": 0.9,
+    "weight_decay": 1.0e-4,        # L2 in the loss on conv/dense kernels (see README)
+    "label_smoothing": 0.0,
+    "train_examples": 0,           # 0: count the TFRecords (synthetic: ImageNet's 1281167)
+    "shuffle_buffer": 10000,
+    "crop_area_min": 0.64,         # train crop covers 64-100 % of the area (sides ~80-100 %)
+    "eval_central_fraction": 0.8,  # the seed's "80% center crop"
+    "restore_path": None,          # name-based checkpoint to finetune from
+    "restore_exclude": [],         # variable-name prefixes not restored, e.g. [dense]
+}
+
+# What the log line needs from the last build_model of a case (keyed by case name): the
+# last step's cross-entropy variable and the LR schedule (the line shows the rate of the
+# interval's last step, as the seed's does; the runner's record has the next step's).
+_BUILT: dict[str, tuple[Any, Any]] = {}
+_EXAMPLES: dict[tuple, int] = {}
+
+
+@hookimpl
+def register_models(registry: Any) -> None:
+    registry.add(MODEL, description="ResNeXt-50 32x4d, Ascend ModelZoo recipe (ImageNet)",
+                 params=PARAMS, sources=("synthetic", "tfrecord"), version=__version__)
+
+
+def check_params(case: Case) -> None:
+    """Value checks beyond the registry's type checks, and that the TFRecord files exist;
+    errors name the file and key."""
+    p = case.params
+
+    def fail(key: str, message: str) -> BenchError:
+        return BenchError(f"{case.source}: params.{key}: {message}")
+
+    for key in ("num_classes", "image_size", "groups", "width_per_group", "base_width",
+                "shuffle_buffer"):
+        if p[key] < 1:
+            raise fail(key, f"must be >= 1, got {p[key]}")
+    blocks = p["blocks"]
+    if not blocks or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1
+                             for b in blocks):
+        raise fail("blocks", f"expected a list of block counts >= 1, got {blocks!r}")
+    if p["image_size"] < 2 ** (len(blocks) + 1):
+        raise fail("image_size", f"{p['image_size']} px is too small for {len(blocks)} stages")
+    steps = p["lr_warmup_steps"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise fail("lr_warmup_steps", f"expected an integer >= 0 or null, got {steps!r}")
+    for key in ("learning_rate", "learning_rate_end", "warmup_epochs", "momentum",
+                "weight_decay", "label_smoothing", "train_examples"):
+        if p[key] < 0:
+            raise fail(key, f"must be >= 0, got {p[key]}")
+    if not 0.0 < p["crop_area_min"] <= 1.0:
+        raise fail("crop_area_min", f"expected a fraction in (0, 1], got {p['crop_area_min']}")
+    if not 0.0 < p["eval_central_fraction"] <= 1.0:
+        raise fail("eval_central_fraction",
+                   f"expected a fraction in (0, 1], got {p['eval_central_fraction']}")
+    if p["restore_path"] is not None and not isinstance(p["restore_path"], str):
+        raise fail("restore_path", f"expected a checkpoint path, got {p['restore_path']!r}")
+    exclude = p["restore_exclude"]
+    if not isinstance(exclude, (list, tuple)) or not all(isinstance(e, str) for e in exclude):
+        raise fail("restore_exclude", f"expected a list of name prefixes, got {exclude!r}")
+    if not case.data.synthetic:
+        from plugins.resnext50.data import split_files
+
+        split_files(case, "train")
+        if case.eval.at_end or case.eval.every_steps:
+            split_files(case, "eval")
+
+
+@hookimpl
+def configure_npu(case: Case, options: dict[str, Any]) -> None:
+    """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
+    (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
+    iterations_per_loop = the log interval (one host round trip per log line)."""
+    if case.model != MODEL:
+        return
+    # First hook that sees the resolved case before a report folder exists: bad params
+    # fail here as bad input (exit 2, nothing written).
+    check_params(case)
+    if case.precision == "mixed":
+        options.setdefault("precision_mode", "allow_mix_precision")
+        options.setdefault("loss_scale", 1024)
+    options.setdefault("hcom_parallel", True)
+    options.setdefault("iterations_per_loop", case.train.log_every)
+
+
+def _train_examples(case: Case) -> int:
+    from plugins.resnext50 import data
+
+    key = (case.data.source, case.data.path, case.params["train_examples"])
+    if key not in _EXAMPLES:
+        _EXAMPLES[key] = data.train_examples(case)
+        if not _EXAMPLES[key]:
+            raise BenchError(f"{case.source}: data.path: the train files hold no records")
+    return _EXAMPLES[key]
+
+
+@hookimpl
+def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
+    if case.model != MODEL:
+        return None
+    from plugins.resnext50 import data
+
+    examples = _train_examples(case) if split == "train" else None
+    if examples is not None and examples < ctx.global_batch_size:
+        raise BenchError(f"{case.source}: batch_size: the global batch "
+                         f"{ctx.global_batch_size} is larger than the {examples} train examples")
+    build = data.synthetic_dataset if case.data.synthetic else data.tfrecord_dataset
+    return build(case, split, ctx, examples)
+
+
+@hookimpl
+def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
+    if case.model != MODEL:
+        return None
+    from plugins.resnext50 import model as layers
+    from plugins.resnext50 import recipe
+
+    arch = layers.Architecture.from_params(case.params)
+    net = layers.build_resnext(arch)
+    if case.params["restore_path"]:
+        recipe.restore_checkpoint(net, case.params["restore_path"],
+                                  list(case.params["restore_exclude"]), case.source)
+    schedule = recipe.case_schedule(case, ctx)
+    loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
+                                                float(case.params["label_smoothing"]))
+    _BUILT[case.name] = (last_cross_entropy, schedule)
+    return ModelSpec(
+        model=net,
+        loss=loss,
+        optimizer=recipe.make_optimizer(case, schedule),
+        flops_per_sample=layers.forward_flops(net),
+        extra={"architecture": arch, "last_cross_entropy": last_cross_entropy},
+    )
+
+
+@hookimpl
+def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | None:
+    if case.model != MODEL:
+        return None
+    from plugins.resnext50.evaluation import top_k_accuracy
+
+    return top_k_accuracy(model, dataset)
+
+
+@hookimpl
+def log_interval(case: Case, record: dict[str, Any]) -> str | None:
+    if case.model != MODEL:
+        return None
+    from plugins.resnext50.evaluation import modelzoo_line
+
+    cross_entropy, schedule = _BUILT.get(case.name, (None, None))
+    total = float(record["loss"])
+    loss = float(cross_entropy.read_value()) if cross_entropy is not None else total
+    # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
+    lr = float(schedule(record["step"] - 1)) if schedule is not None else record.get("lr")
+    return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
+                         loss, total, lr)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from plugins.resnext50.commands import register
+
+    register(cli)
