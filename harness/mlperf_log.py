@@ -114,7 +114,7 @@ class MllogSink:
                    "lr": record.get("lr")}, time_ms=now, step=step)
         if spe and self.epoch is not None:
             done = math.floor(step / spe)
-            while self.epoch < done:
+            while self.epoch is not None and self.epoch < done:
                 self._log("end", c.EPOCH_STOP, time_ms=now, epoch_num=self.epoch)
                 self.epoch += 1
                 if step < record.get("total_steps", step + 1):

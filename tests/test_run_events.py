@@ -123,3 +123,14 @@ def test_a_failing_sink_is_logged_and_dropped_not_fatal(bench_run, tiny, tiny_ca
     log = open(os.path.join(outcome.folder, "train.log"), encoding="utf-8").read()
     assert log.count("event sink BrokenSink failed at interval: OSError: disk full") == 1
     assert _mllog(outcome.folder)[-1]["key"] == "run_stop"  # the other sinks went on
+
+
+def test_a_run_ending_on_an_epoch_boundary_closes_its_epochs(bench_run, tiny, tiny_case):
+    tiny_case["train"] = {"steps": 64, "warmup_steps": 4, "log_every": 16}
+    tiny_case["params"] = {"train_examples": 1024}  # 32 steps per epoch: ends on epoch 2
+    outcome = bench_run(tiny_case, plugins=[tiny])
+    records = _mllog(outcome.folder)
+    assert [r["metadata"]["epoch_num"] for r in records if r["key"] == "epoch_stop"] == [0, 1]
+    assert sum(r["key"] == "epoch_start" for r in records) == 2
+    with open(os.path.join(outcome.folder, "train.log"), encoding="utf-8") as fh:
+        assert "event sink" not in fh.read()  # no sink broke and was dropped
