@@ -263,3 +263,26 @@ def test_slurm_step_of_two_tasks(tmp_path, tiny_case):
     assert result["launcher"] == "slurm" and result["global_batch_size"] == 64
     assert [r["rank"] for r in result["ranks"]] == [0, 1]
     assert len(set(result["weights_digests"])) == 1 and len(result["weights_digests"]) == 2
+
+
+def test_the_8p_case_runs_on_8_cpu_devices_with_a_scaling_table(tmp_path):
+    root = os.path.dirname(HERE)
+    tiny = ("{image_size: 32, groups: 4, width_per_group: 2, base_width: 8, "
+            "blocks: [1, 1, 1, 1], num_classes: 10}")
+    proc = _bench("run", os.path.join(root, "cases", "resnext50_8p.yaml"), "--device", "cpu",
+                  "--devices", "1,8", "--out", str(tmp_path / "r"),
+                  "--set", "data.source=synthetic", "--set", "train.epochs=null",
+                  "--set", "train.steps=8", "--set", "train.warmup_steps=2",
+                  "--set", "train.log_every=3", "--set", "eval.at_end=false",
+                  "--set", "batch_size=4", "--set", f"params={tiny}", cwd=str(tmp_path))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    report, folder = _report(tmp_path / "r")
+    one, eight = report["results"]
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    assert eight["global_batch_size"] == 32 and len(set(eight["weights_digests"])) == 1
+    assert eight["scaling_efficiency"] == pytest.approx(
+        eight["throughput"]["samples_per_sec"] / (8 * one["throughput"]["samples_per_sec"]))
+    with open(os.path.join(folder, "report.md"), encoding="utf-8") as fh:
+        table = fh.read()
+    assert "| 8 | 32 |" in table and "scaling" in table
