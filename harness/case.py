@@ -142,12 +142,14 @@ class _Bool(_Field):
 
 
 class _Str(_Field):
-    def __init__(self, default: Any = None, *, choices: tuple[str, ...] = (), **kw: Any) -> None:
+    def __init__(self, default: Any = None, *, choices: tuple[str, ...] = (),
+                 empty: bool = False, **kw: Any) -> None:
         super().__init__(default, **kw)
         self.choices = choices
+        self.empty = empty
 
     def _check(self, value: Any, fail) -> str:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or self.empty):
             fail(f"expected a non-empty string, got {value!r}")
         if self.choices and value not in self.choices:
             fail(f"expected one of {', '.join(self.choices)}, got {value!r}")
@@ -204,7 +206,7 @@ class _Section(_Field):
 
 SCHEMA: dict[str, _Field] = {
     "name": _Str(None),
-    "description": _Str(""),
+    "description": _Str("", empty=True),
     "model": _Str(None),
     "device": _Str("cpu"),
     "devices": _DeviceCounts((1,)),

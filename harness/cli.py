@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -65,9 +66,18 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--out", default="reports", show_default=True, help="Folder for run folders.")
 @click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
               help="Load a plugin module by import path. Repeatable.")
+@click.option("--hosts", help="Multi-host run: comma-separated hosts, the same on every host.")
+@click.option("--rank", "host_rank", type=int, default=None,
+              help="With --hosts: this host's index in the list.")
+@click.option("--port-base", type=int, default=29500, show_default=True,
+              help="With --hosts or under srun: worker ports start here.")
+@click.option("--rank-table", type=click.Path(), default=None,
+              help="NPU: an HCCL rank table to use instead of generating one (multi-host).")
 def run(cases: tuple[str, ...], device: str | None, devices: str | None,
-        overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...]) -> None:
+        overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
+        hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
+    from harness.launch import Hosts
     from harness.progress import make_progress
     from harness.session import execute, plan
 
@@ -77,10 +87,17 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     if devices:
         extra.append(f"devices=[{devices}]")
     plugins, resolved = plan(list(cases), extra, list(plugin_modules), plugins=_plugins())
+    cluster = None
+    if hosts:
+        names = tuple(h.strip() for h in hosts.split(",") if h.strip())
+        if host_rank is None or not 0 <= host_rank < len(names):
+            raise BenchError(f"--rank: with --hosts {hosts} give this host's index "
+                             f"0..{len(names) - 1}")
+        cluster = Hosts(names, host_rank, port_base)
     signal.signal(signal.SIGTERM, _interrupt)
     outcomes = []
     for case in resolved:
-        outcome = execute(case, plugins, out, make_progress())
+        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table, port_base)
         outcomes.append(outcome)
         if outcome.report["status"] == "interrupted":
             break
@@ -145,8 +162,10 @@ def env(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-def report(paths: tuple[str, ...]) -> None:
-    """Re-render report.md (and the other renderers' files) from report.json files."""
+@click.option("--html", "html_file", metavar="FILE",
+              help="Also write one self-contained HTML page with every report and a scaling chart.")
+def report(paths: tuple[str, ...], html_file: str | None) -> None:
+    """Re-render report.md, report.html (and the other renderers' files) from report.json files."""
     import os
 
     from harness.report import find_reports, load_report, write_atomic
@@ -159,7 +178,99 @@ def report(paths: tuple[str, ...]) -> None:
         for filename, render in plugins.report_writers.items():
             write_atomic(os.path.join(folder, filename), render(data))
         outcomes.append(_Rendered(data, folder))
+    if html_file:
+        from harness.html_report import render_html_many
+
+        _write_output(html_file, render_html_many([o.report for o in outcomes]))
     _print_summary(outcomes)
+    if html_file:
+        click.echo(f"html: {html_file}")
+
+
+def _write_output(path: str, text: str) -> None:
+    from harness.report import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--by", default="environment.cann_version", show_default=True, metavar="KEY",
+              help="Dotted key of report.json whose values make the columns.")
+@click.option("--threshold", default=5.0, show_default=True, type=float,
+              help="Percent drop in samples/s beyond which a significant change is a regression.")
+@click.option("--alpha", default=0.01, show_default=True, type=float,
+              help="Significance level of the Mann-Whitney U test on per-interval samples/s.")
+@click.option("--format", "out_format", type=click.Choice(["table", "md", "json", "html"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of the terminal.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when a regression is flagged.")
+def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out_format: str,
+            output: str | None, fail_on_regression: bool) -> None:
+    """Compare reports (files or folders); the first --by value is the baseline."""
+    from harness import compare as cmp
+
+    comparison = cmp.compare_reports(list(paths), by, threshold, alpha)
+    if out_format == "table" and not output:
+        from rich.console import Console
+
+        console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
+        console.print(cmp.rich_table(comparison))
+    else:
+        if out_format == "table":
+            from rich.console import Console
+
+            console = Console(width=200, no_color=True, record=True, file=io.StringIO())
+            console.print(cmp.rich_table(comparison))
+            text = console.export_text()
+        elif out_format == "html":
+            from harness.html_report import render_comparison_html
+
+            text = render_comparison_html(comparison)
+        elif out_format == "json":
+            text = cmp.render_json(comparison)
+        else:
+            text = cmp.render_markdown(comparison)
+        if output:
+            _write_output(output, text)
+        else:
+            click.echo(text, nl=False)
+    flagged = comparison["regressions"]
+    click.echo(f"{flagged} regression(s) flagged", err=True)
+    sys.exit(1 if fail_on_regression and flagged else 0)
+
+
+@cli.command(name="import-log")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--model", required=True, type=click.Choice(["resnext50", "bert"]),
+              help="Which ModelZoo script wrote the log.")
+@click.option("--cann-version", required=True, help="CANN version of the logged run.")
+@click.option("--devices", required=True, type=int, help="Device count of the logged run.")
+@click.option("--batch-size", required=True, type=int, help="Batch size per device.")
+@click.option("--name", help="Case name (default MODEL_Np, as the shipped cases are named).")
+@click.option("--tensorflow", help="TensorFlow version of the logged run, e.g. 1.15.0.")
+@click.option("--device", default="npu", show_default=True)
+@click.option("--precision", default="mixed", show_default=True,
+              type=click.Choice(["fp32", "mixed"]))
+@click.option("--data-source", default="tfrecord", show_default=True)
+@click.option("--skip", default=2, show_default=True, type=int,
+              help="Leading throughput lines dropped as warmup (the ModelZoo scripts drop 2).")
+@click.option("--out", default="reports", show_default=True, help="Folder for the report folder.")
+def import_log(logs: tuple[str, ...], model: str, cann_version: str, devices: int,
+               batch_size: int, name: str | None, tensorflow: str | None, device: str,
+               precision: str, data_source: str, skip: int, out: str) -> None:
+    """Turn the logs of one ModelZoo training run into a report folder."""
+    from harness.import_log import import_logs
+
+    report, folder = import_logs(
+        list(logs), out, _plugins(), model=model, cann_version=cann_version, devices=devices,
+        batch_size=batch_size, name=name, tensorflow=tensorflow, device=device,
+        precision=precision, data_source=data_source, skip=skip)
+    _print_summary([_Rendered(report, folder)])
+    click.echo(f"report: {folder}/report.json ({report['status']})")
 
 
 class _Rendered:

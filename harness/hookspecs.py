@@ -101,6 +101,19 @@ def evaluate(case: Case, model: Any, dataset: tf.data.Dataset, ctx: RunContext) 
     """
 
 
+@hookspec
+def validate_case(case: Case) -> None:
+    """Check what only the model plugin can check before a run starts: its data files
+    (rows, labels, answers), files named in ``case.params``, params that depend on each other.
+
+    Called once per case by ``bench run`` in the launching process, after the device check and
+    before the report folder exists, so an error here is bad input: raise
+    :class:`harness.errors.BenchError` with a one-line message naming the file and line or key
+    (``data/train.tsv:17: unknown label 'maybe'``); ``bench`` exits 2 and writes nothing.
+    A model plugin only checks cases whose ``case.model`` is its own. Return nothing.
+    """
+
+
 @hookspec(firstresult=True)
 def log_interval(case: Case, record: dict[str, Any]) -> str | None:
     """Format the plain-text training log line printed every ``train.log_every`` steps.
@@ -156,6 +169,34 @@ def environment(env: dict[str, Any]) -> None:
     """Add facts to the environment fingerprint in place (``env["cann_version"] = ...``).
 
     :param env: the fingerprint so far (python, tensorflow, keras, device, host, cpu, git...).
+    """
+
+
+@hookspec
+def run_event_sink(case: Case, folder: str) -> Any | None:
+    """Return an object that receives the training events of one run of ``case``, or None.
+
+    Called once per case run, after its report folder exists; the builtin MLLOG
+    (``events.mllog``) and TensorBoard sinks answer here. Every plugin may return a sink. The
+    runner calls these methods when the sink has them (each is optional), once per device
+    count in this order, all outside the measured window:
+
+    - ``run_start(case, ctx, total_steps, init_seconds)``: the model and data are built and
+      training (warmup first) starts; ``ctx`` is the :class:`harness.context.RunContext`,
+      ``init_seconds`` how long building took.
+    - ``interval(record, interval)``: every ``train.log_every`` steps; ``record`` is what
+      ``log_interval`` receives, ``interval`` the measured
+      ``{step, steps, samples, seconds, samples_per_sec}``.
+    - ``evaluate(step, metrics, seconds)``: after each evaluation (``seconds`` it took).
+    - ``run_stop(result)``: always, also after a failure (``result["status"]``, ``["error"]``).
+
+    Then ``close(status)`` once with the report's status, also when the run failed before
+    any ``run_start``. A sink that raises is reported in ``train.log`` and dropped; the run
+    goes on.
+
+    :param case: the validated case about to run.
+    :param folder: the run's report folder (write files below it).
+    :return: a sink object, or None.
     """
 
 

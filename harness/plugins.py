@@ -30,6 +30,9 @@ BUILTIN_PLUGINS = {
     "npu": "harness.devices.npu",
     "case-formats": "harness.case_formats",
     "report-writers": "harness.report_writers",
+    "html-report": "harness.html_report",
+    "mllog": "harness.mlperf_log",
+    "tensorboard": "harness.tensorboard_log",
     "defaults": "harness.defaults",
 }
 

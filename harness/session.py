@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
+from harness.events import RunEvents
+from harness.launch import Hosts, ProcessLauncher, SlurmLauncher, slurm_tasks, uses_processes
 from harness.plugins import BenchPlugins, load_plugins
 from harness.report import (
     SCHEMA,
@@ -53,17 +55,26 @@ def plan(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
     return plugins, cases
 
 
-def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress) -> RunOutcome:
+def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress,
+            hosts: Hosts | None = None, rank_table: str | None = None,
+            port_base: int = 29500) -> RunOutcome:
     """Prepare the device (errors here are bad input: nothing written), then run and always
     leave a report with its status."""
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
-    if not backend_cls.available():
+    inline = [n for n in case.devices if not uses_processes(case, device_name, n, hosts)]
+    if inline and not backend_cls.available():
+        reason = backend_cls.unavailable_reason() or "see bench list"
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
-                         f"machine (see bench list)")
+                         f"machine ({reason})")
+    if hosts is not None:
+        hosts.local_ranks(max(case.devices))  # checks the split before anything is written
+    plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
     backend = backend_cls()
     options = device_options(case, plugins)
-    backend.prepare(case, max(case.devices), options)
+    if inline:
+        # Worker processes prepare their own device; the parent only for inline counts.
+        backend.prepare(case, max(inline), options)
 
     run_id, folder = new_run_folder(out_root, case.name)
     started = now_iso()
@@ -87,10 +98,19 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             log_file.flush()
             progress.print(line)
 
+        events = RunEvents(log=log)
         try:
+            events = RunEvents.open(plugins, case, folder, log)
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
-            report["results"] = Runner(case, plugins, backend, options, progress, log).run()
+            if slurm_tasks() > 1 and case.launcher != "inline":
+                launch = SlurmLauncher(case, plugins, device_name, folder, progress, log,
+                                       out_root=out_root, port_base=port_base)
+            else:
+                launch = ProcessLauncher(case, plugins, device_name, folder, progress, log,
+                                         hosts, rank_table)
+            report["results"] = Runner(case, plugins, backend, options, progress, log,
+                                       launch=launch, events=events).run()
             report["status"] = overall_status(report["results"])
         except KeyboardInterrupt:
             report["status"] = "interrupted"
@@ -99,6 +119,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             report["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             progress.stop()
+            events.close(report["status"])
             report["finished_at"] = now_iso()
             write_report(folder, report, plugins)
             for result in report["results"]:

@@ -12,6 +12,8 @@ import os
 from typing import Any
 
 _cache: dict[str, Any] = {}
+# How many logical CPU devices to reserve when TensorFlow loads (tests, multi-device CPU runs).
+LOGICAL_DEVICES_ENV = "BENCH_CPU_LOGICAL_DEVICES"
 
 
 def tf_version() -> tuple[int, int]:
@@ -23,8 +25,13 @@ def tf_version() -> tuple[int, int]:
 
 def _load() -> dict[str, Any]:
     if not _cache:
-        # Must be set before TensorFlow is first imported, or tf.keras binds to Keras 3.
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        # Must be set before TensorFlow is first imported, or tf.keras binds to Keras 3 on
+        # TF >= 2.16. Only with tf_keras installed: TF 2.15's tf.keras fails to import when
+        # the variable is set and tf_keras is absent.
+        import importlib.util
+
+        if importlib.util.find_spec("tf_keras") is not None:
+            os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
@@ -41,7 +48,21 @@ def _load() -> dict[str, Any]:
         else:
             keras = tf.keras
         _cache.update(tf=tf, keras=keras)
+        _reserve_logical_cpus(tf)
     return _cache
+
+
+def _reserve_logical_cpus(tf: Any) -> None:
+    """Honour BENCH_CPU_LOGICAL_DEVICES as soon as TensorFlow loads: the count can only be set
+    before the runtime starts, and any backend (or a plugin) may start it first."""
+    wanted = int(os.environ.get(LOGICAL_DEVICES_ENV, "0") or 0)
+    if wanted > 1:
+        try:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * wanted)
+        except RuntimeError:
+            pass  # the runtime is already up: the cpu backend says so if it matters
 
 
 def __getattr__(name: str) -> Any:
@@ -77,4 +98,9 @@ def loss_scale_optimizer(optimizer: Any, dynamic: bool = True, initial_scale: fl
 
 
 def is_loss_scale_optimizer(optimizer: Any) -> bool:
-    return isinstance(optimizer, _load()["keras"].mixed_precision.LossScaleOptimizer)
+    """Keras' LossScaleOptimizer, or one that works like it (the Ascend adapter's
+    NpuLossScaleOptimizer subclasses the tf.keras one, which need not be ours)."""
+    if isinstance(optimizer, _load()["keras"].mixed_precision.LossScaleOptimizer):
+        return True
+    return all(callable(getattr(optimizer, name, None))
+               for name in ("get_scaled_loss", "get_unscaled_gradients", "apply_gradients"))

@@ -129,3 +129,31 @@ def test_third_party_plugin_by_entry_point(tmp_path, thirdparty_installed):
     report = json.loads((run_dir / "report.json").read_text())
     assert report["environment"]["plugins"]["thirdparty"] == "1.2.3"
     assert report["results"][0]["accuracy"]["mae"] < 0.5  # the builtin evaluate fallback
+
+
+def test_a_terminal_gets_the_rich_progress_bar(tmp_path, tiny_case):
+    import pty
+
+    path = write_case(tmp_path, {**tiny_case, "train": {"steps": 400, "warmup_steps": 5,
+                                                        "log_every": 100}})
+    env = {**os.environ, "PYTHONPATH": os.path.join(HERE, "helpers"), "COLUMNS": "160"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bench on a pseudo-terminal
+        os.execve(sys.executable, [sys.executable, "-c", "from harness.cli import main; main()",
+                                   "run", path, "--out", str(tmp_path / "r"), "--plugin",
+                                   "tiny_model"], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen[-2000:]
+    assert "\x1b[" in screen  # a live display, not plain lines
+    assert "━" in screen and "samples/s" in screen  # the bar and its rate column
+    assert "zoobench results" in screen

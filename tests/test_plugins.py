@@ -23,9 +23,9 @@ class RecordingBackend(CpuBackend):
         CALLS.append(("prepare", max_devices, options["precision"]))
         super().prepare(case, max_devices, options)
 
-    def strategy(self, count):
+    def strategy(self, count, workers=1):
         CALLS.append(("strategy", count))
-        return super().strategy(count)
+        return super().strategy(count, workers)
 
     def precision_policy(self, case, options):
         CALLS.append(("precision_policy", case.precision))

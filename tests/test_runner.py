@@ -125,3 +125,17 @@ def test_hooks_are_all_called(bench_run, tiny, tiny_case):
     assert report["environment"]["tiny_fact"] == "from the tiny plugin"  # environment
     assert tiny.WRITTEN[-1][0] == report["run_id"]  # report_written, after the files exist
     assert os.path.exists(os.path.join(tiny.WRITTEN[-1][1], "report.json"))
+
+
+def test_current_lr_reads_schedules_and_mirrored_rates():
+    from harness.runner import current_lr
+    from harness.tfcompat import keras, tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        scheduled = keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 100))
+        plain = keras.optimizers.SGD(learning_rate=0.1)
+    assert current_lr(scheduled, 50) == pytest.approx(0.05)
+    assert current_lr(plain, 7) == pytest.approx(0.1)
+    wrapped = keras.mixed_precision.LossScaleOptimizer(keras.optimizers.SGD(0.3))
+    assert current_lr(wrapped, 1) == pytest.approx(0.3)

@@ -14,8 +14,11 @@ class DeviceBackend:
     """Base class of the cpu / gpu / npu backends; a third-party backend subclasses it.
 
     The runner calls, in order: ``available()`` (may the case use it), ``prepare(case,
-    max_devices)`` once per process before TensorFlow builds anything, then per device count
-    ``precision_policy`` / ``strategy`` / ``wrap_optimizer``, and ``peak_flops`` for MFU.
+    max_devices, options)`` once per process before TensorFlow builds anything, then per device
+    count ``precision_policy`` / ``strategy`` / ``input_pipeline`` / ``wrap_optimizer``,
+    ``all_reduce`` inside the compiled train step, and ``peak_flops`` for MFU. ``options`` are
+    the case's ``npu:`` section plus ``precision`` after every ``configure_npu`` hook, already
+    checked by :func:`harness.devices.options.check_options`.
     """
 
     name = "base"
@@ -26,6 +29,12 @@ class DeviceBackend:
         return False
 
     @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why ``available()`` is false, in a few words for the error message (None: no reason
+        known or it is available)."""
+        return None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """``{"type", "name", "count"}`` of what is present (for ``bench list`` and reports)."""
         return {"type": cls.name, "name": "", "count": 0}
@@ -33,14 +42,26 @@ class DeviceBackend:
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
 
-    def strategy(self, count: int) -> Any:
-        """The ``tf.distribute.Strategy`` over ``count`` local devices."""
+    def strategy(self, count: int, workers: int = 1) -> Any:
+        """The ``tf.distribute.Strategy`` over ``count`` local devices in each of ``workers``
+        processes (the process launcher sets the cluster up: TF_CONFIG or the HCCL env)."""
         from harness.tfcompat import tf
 
         if count != 1:
             raise BenchError(f"device {self.name!r} runs one device per process; "
                              f"use launcher: process for {count}")
         return tf.distribute.get_strategy()
+
+    def input_pipeline(self, count: int) -> tuple[int, int]:
+        """(number of input pipelines, this process's index) for ``count`` devices: a backend
+        that runs one process per device reads its share of the data by rank."""
+        return 1, 0
+
+    def all_reduce(self, values: list) -> list:
+        """Sum ``values`` (the gradients, then the loss) over the processes of a one-process-
+        per-device launch; called inside the compiled step on every replica. The identity
+        when a ``tf.distribute`` strategy already reduces across the devices."""
+        return values
 
     def precision_policy(self, case: Case, options: dict[str, Any]) -> str:
         return "float32"

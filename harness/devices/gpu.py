@@ -5,9 +5,13 @@ from __future__ import annotations
 import glob
 import shutil
 import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from harness.devices.base import DeviceBackend
+from harness.devices.cpu import multi_worker_strategy
+from harness.devices.options import loss_scale
+from harness.devices.peak_flops import TERA, lookup
 from harness.errors import BenchError
 from harness.plugins import hookimpl
 
@@ -21,22 +25,57 @@ def _gpus() -> list:
     return tf.config.list_physical_devices("GPU")
 
 
-def nvidia_smi_names() -> list[str]:
-    """GPU names from ``nvidia-smi`` (no TensorFlow needed); empty when it is absent."""
+def nvidia_smi(fields: str = "name,driver_version,memory.total") -> list[dict[str, str]]:
+    """One mapping per GPU from ``nvidia-smi --query-gpu`` (no TensorFlow needed); empty when
+    the tool is absent or fails."""
     exe = shutil.which("nvidia-smi")
     if not exe:
         return []
     try:
-        out = subprocess.run([exe, "--query-gpu=name", "--format=csv,noheader"],
+        out = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    names = fields.split(",")
+    return [dict(zip(names, (cell.strip() for cell in line.split(","))))
+            for line in out.splitlines() if line.strip()]
+
+
+def nvidia_smi_names() -> list[str]:
+    return [gpu["name"] for gpu in nvidia_smi("name")]
+
+
+def tf_gpu_names() -> list[str]:
+    """Device names as TensorFlow sees them (``NVIDIA A100-SXM4-80GB``), in its order."""
+    from harness.tfcompat import tf
+
+    names = []
+    for gpu in _gpus():
+        try:
+            names.append(tf.config.experimental.get_device_details(gpu).get("device_name", ""))
+        except (RuntimeError, ValueError):
+            names.append("")
+    return names
+
+
+def tf32_enabled() -> bool:
+    from harness.tfcompat import tf
+
+    return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+
+
+def peak_dtype(dtype: str, tf32: bool) -> str:
+    """Where float32 matmuls run on tensor cores (TF32, TensorFlow's default on Ampere and
+    later), the table's tf32 column is the float32 peak."""
+    return "tf32" if dtype == "float32" and tf32 else dtype
 
 
 class GpuBackend(DeviceBackend):
     name = "gpu"
     description = "CUDA GPUs through tf.config; MirroredStrategy, mixed_float16"
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
 
     @classmethod
     def available(cls) -> bool:
@@ -44,6 +83,12 @@ class GpuBackend(DeviceBackend):
         if not (shutil.which("nvidia-smi") or glob.glob("/dev/nvidia[0-9]*")):
             return False
         return bool(_gpus())
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if not (shutil.which("nvidia-smi") or glob.glob("/dev/nvidia[0-9]*")):
+            return "no NVIDIA driver: neither nvidia-smi nor /dev/nvidia* is present"
+        return "TensorFlow lists no GPU (a CPU-only build, or CUDA libraries it cannot load)"
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -63,13 +108,17 @@ class GpuBackend(DeviceBackend):
             except RuntimeError:
                 pass  # runtime already initialised; growth was set by an earlier case
         if options.get("jit_compile"):
+            # XLA auto-clustering for every tf.function, the train step included.
             tf.config.optimizer.set_jit(True)
+        self.options = options
 
-    def strategy(self, count: int) -> Any:
+    def strategy(self, count: int, workers: int = 1) -> Any:
         from harness.tfcompat import tf
 
+        if workers > 1:
+            return multi_worker_strategy()
         if count == 1:
-            return tf.distribute.OneDeviceStrategy("/gpu:0")
+            return tf.distribute.get_strategy()  # places on /gpu:0, adds nothing to the step
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])
 
     def precision_policy(self, case: Case, options: dict[str, Any]) -> str:
@@ -78,14 +127,49 @@ class GpuBackend(DeviceBackend):
     def wrap_optimizer(self, optimizer: Any, options: dict[str, Any]) -> Any:
         from harness import tfcompat
 
-        if options.get("precision") != "mixed" or tfcompat.is_loss_scale_optimizer(optimizer):
+        scale = loss_scale(options, wanted=options.get("precision") == "mixed")
+        if scale is None or tfcompat.is_loss_scale_optimizer(optimizer):
             return optimizer
-        scale = options.get("loss_scale", "dynamic")
         if scale == "dynamic":
             return tfcompat.loss_scale_optimizer(optimizer, dynamic=True)
         return tfcompat.loss_scale_optimizer(optimizer, dynamic=False, initial_scale=float(scale))
+
+    def peak_flops(self, count: int, dtype: str) -> float | None:
+        if self.options.get("peak_tflops"):
+            return count * float(self.options["peak_tflops"]) * TERA
+        names = (tf_gpu_names() or nvidia_smi_names())[:count]
+        if len(names) < count:
+            return None
+        peaks = [lookup(name, peak_dtype(dtype, tf32_enabled())) for name in names]
+        return sum(peaks) if all(peaks) else None
 
 
 @hookimpl
 def register_devices(registry: Any) -> None:
     registry.add(GpuBackend)
+
+
+@hookimpl
+def environment(env: dict[str, Any]) -> None:
+    """GPU names and driver from nvidia-smi; the CUDA/cuDNN TensorFlow was built against
+    (only when TensorFlow is already loaded: the fingerprint does not import it for this)."""
+    gpus = nvidia_smi()
+    build: dict[str, Any] = {}
+    if "tensorflow" in sys.modules:
+        try:
+            from harness.tfcompat import tf
+
+            info = tf.sysconfig.get_build_info()
+            if info.get("is_cuda_build"):
+                build = {"cuda_build": info.get("cuda_version"),
+                         "cudnn_build": info.get("cudnn_version")}
+        except (AttributeError, ImportError):
+            pass
+    if not gpus and not build:
+        return
+    driver = gpus[0].get("driver_version") if gpus else None
+    env["gpu"] = {"names": [gpu.get("name", "") for gpu in gpus], "count": len(gpus),
+                  "memory": [gpu.get("memory.total", "") for gpu in gpus],
+                  "driver_version": driver, **build}
+    if driver and not env.get("driver_version"):
+        env["driver_version"] = driver

@@ -1,61 +1,245 @@
-"""NPU backend: Huawei Ascend through the TF 2.x adapter ``npu_device`` (one device per process)."""
+"""NPU backend: Huawei Ascend through ``npu_device`` (the TF 2.6.5 adapter), one device per process.
+
+The Ascend convention is one process per device (RANK_SIZE processes with RANK_ID,
+ASCEND_DEVICE_ID / DEVICE_ID and an HCCL rank table, started by ``launcher: process``); each
+process opens its device with ``npu_device.open(device_id).as_default()`` after setting
+``npu_device.global_options()``, shards the input by rank and all-reduces its gradients through
+``npu_device.distribute.all_reduce``. ``npu_bridge`` (TF 1.15) is only detected: zoobench needs
+TF 2, but ``bench env`` fingerprints such an install and ``bench npu-config`` renders its configs.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
+import click
+
+from harness.devices import ascend
 from harness.devices.base import DeviceBackend
+from harness.devices.npu_config import global_option_values
+from harness.devices.options import FP16_MODES, OPTION_CHECKS, case_key, loss_scale, precision_mode
+from harness.devices.peak_flops import TERA, lookup
 from harness.errors import BenchError
 from harness.plugins import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case
 
-
-def adapter_present(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+ENV_KEYS = ("cann_version", "driver_version", "tfplugin_version")
 
 
-def device_id() -> int:
-    """The adapter's own order: ASCEND_DEVICE_ID (logical) before DEVICE_ID (physical)."""
+def rank_topology(environ: Any = None) -> tuple[int, int]:
+    """(RANK_SIZE, RANK_ID) of this process; (1, 0) outside a multi-process launch."""
+    environ = os.environ if environ is None else environ
+    size, rank = environ.get("RANK_SIZE", "").strip(), environ.get("RANK_ID", "").strip()
+    return (int(size) if size.isdigit() and int(size) > 0 else 1,
+            int(rank) if rank.isdigit() else 0)
+
+
+def device_id(options: dict[str, Any] | None = None, rank: int = 0, environ: Any = None) -> int:
+    """The adapter's own order: ASCEND_DEVICE_ID (logical) before DEVICE_ID (physical); then
+    the case's ``npu.device_ids`` (ModelZoo case CSV) at this rank; else 0."""
+    environ = os.environ if environ is None else environ
     for var in ("ASCEND_DEVICE_ID", "DEVICE_ID"):
-        value = os.environ.get(var, "").strip()
+        value = environ.get(var, "").strip()
         if value.isdigit():
             return int(value)
+    ids = (options or {}).get("device_ids")
+    if ids:
+        return int(ids[rank]) if rank < len(ids) else int(ids[0])
     return 0
+
+
+def effective_dtype(mode: str) -> str:
+    """The cube's dtype under ``precision_mode``: what the datasheet peak is looked up at."""
+    if mode in ("force_fp32", "must_keep_origin_dtype"):
+        return "float32"
+    return "bfloat16" if "bf16" in mode else "float16"
 
 
 class NpuBackend(DeviceBackend):
     name = "npu"
-    description = "Ascend NPU through npu_device (TF 2.6.5 adapter)"
+    description = "Ascend NPU through npu_device (TF 2.6.5 adapter); one device per process"
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+        self.handle: Any = None
+        self.chip: str | None = None
 
     @classmethod
     def available(cls) -> bool:
-        return adapter_present("npu_device")
+        return ascend.adapter_present("npu_device")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if ascend.adapter_present("npu_device"):
+            return None
+        if ascend.adapter_present("npu_bridge"):
+            return ("only npu_bridge, the TF 1.15 adapter, is installed; zoobench runs on TF 2 "
+                    "through npu_device (bench env and bench npu-config work with npu_bridge)")
+        return "the npu_device package (Ascend's TF 2 adapter, from tfplugin) is not importable"
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        return {"type": "npu", "name": "Ascend" if cls.available() else "", "count": 0}
+        smi = ascend.npu_smi_info()
+        chips = smi["chips"] if smi else []
+        chip = ascend.chip_summary(chips)
+        return {"type": "npu", "name": f"Ascend {chip}" if chip else "Ascend",
+                "count": len(chips) if smi else ascend.device_nodes()}
 
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
-        if not adapter_present("npu_device"):
-            hint = (" (npu_bridge, the TF 1.15 adapter, is installed: zoobench runs on TF 2 "
-                    "through npu_device)" if adapter_present("npu_bridge") else "")
-            raise BenchError(f"{case.source}: device: npu needs the npu_device package{hint}")
+        reason = self.unavailable_reason()
+        if reason:
+            raise BenchError(f"{case.source}: device: npu: {reason}")
+        size, rank = rank_topology()
+        if max_devices > 1 and size == 1:
+            raise BenchError(f"{case.source}: devices: {max_devices} NPUs run as {max_devices} "
+                             f"processes (one per device); use launcher: process, which sets "
+                             f"RANK_SIZE, RANK_ID and the rank table")
+        if size > 1 and not (os.environ.get("RANK_TABLE_FILE") and "RANK_ID" in os.environ):
+            raise BenchError(f"RANK_SIZE={size} needs RANK_TABLE_FILE and RANK_ID in the "
+                             f"environment (launcher: process sets them)")
         import npu_device
 
-        npu_device.open(device_id=device_id()).as_default()
+        settings = npu_device.global_options()
+        for dotted, value in global_option_values(options).items():
+            *parents, leaf = dotted.split(".")
+            target = settings
+            for parent in parents:
+                target = getattr(target, parent)
+            try:
+                setattr(target, leaf, value)
+            except (ValueError, AttributeError) as exc:
+                key = leaf if leaf in OPTION_CHECKS else "profiling"
+                raise BenchError(f"{case_key(case, f'npu.{key}')}: the installed npu_device "
+                                 f"rejects {dotted} = {value!r}: {exc}") from None
+        dev = device_id(options, rank)
+        try:
+            self.handle = npu_device.open(device_id=dev).as_default()
+        except RuntimeError as exc:
+            raise BenchError(f"npu: npu_device.open(device_id={dev}) failed: {exc}") from None
+        # What was used, for the report's device_options.
+        options.update(precision_mode=precision_mode(options), npu_device_id=dev,
+                       rank_size=size, rank_id=rank)
+        self.options = options
+        smi = ascend.npu_smi_info()
+        self.chip = ascend.chip_summary(smi["chips"]) if smi else None
+
+    def strategy(self, count: int, workers: int = 1) -> Any:
+        from harness.tfcompat import tf
+
+        size, _rank = rank_topology()
+        if count * workers != size:
+            raise BenchError(f"npu: {count * workers} device(s) wanted, but this process is one of "
+                             f"RANK_SIZE={size}; each NPU runs in its own process")
+        # npu_device places ops on the opened device itself; no tf.distribute strategy.
+        return tf.distribute.get_strategy()
+
+    def input_pipeline(self, count: int) -> tuple[int, int]:
+        size, rank = rank_topology()
+        return (size, rank) if size > 1 else (1, 0)
+
+    def all_reduce(self, values: list) -> list:
+        size, _rank = rank_topology()
+        if size <= 1:
+            return values
+        import npu_device
+
+        from harness.tfcompat import tf
+
+        # HCCL reduces dense tensors; embedding gradients arrive as IndexedSlices.
+        dense = [tf.convert_to_tensor(v) if isinstance(v, tf.IndexedSlices) else v
+                 for v in values]
+        # "sum", not the adapter's default "mean": every rank already divides by the global batch.
+        return list(npu_device.distribute.all_reduce(dense, reduction="sum"))
 
     def precision_policy(self, case: Case, options: dict[str, Any]) -> str:
-        # On Ascend the adapter's precision_mode lowers ops; Keras keeps float32 variables.
+        # precision_mode lowers ops inside the adapter; Keras keeps float32 throughout.
         return "float32"
+
+    def wrap_optimizer(self, optimizer: Any, options: dict[str, Any]) -> Any:
+        from harness import tfcompat
+
+        scale = loss_scale(options, wanted=precision_mode(options) in FP16_MODES)
+        if scale is None or tfcompat.is_loss_scale_optimizer(optimizer):
+            return optimizer
+        import npu_device
+
+        wrapper = npu_device.train.optimizer.NpuLossScaleOptimizer
+        if scale == "dynamic":
+            return wrapper(optimizer, dynamic=True)
+        return wrapper(optimizer, dynamic=False, initial_scale=float(scale))
+
+    def peak_flops(self, count: int, dtype: str) -> float | None:
+        if self.options.get("peak_tflops"):
+            return count * float(self.options["peak_tflops"]) * TERA
+        if not self.chip:
+            return None
+        peak = lookup(self.chip, effective_dtype(precision_mode(self.options)))
+        return count * peak if peak else None
 
 
 @hookimpl
 def register_devices(registry: Any) -> None:
     registry.add(NpuBackend)
+
+
+@hookimpl
+def environment(env: dict[str, Any]) -> None:
+    facts = ascend.fingerprint()
+    for key in ENV_KEYS:
+        if facts[key] and not env.get(key):
+            env[key] = facts[key]
+    if any(facts[k] for k in ("toolkit_home", "driver_version", "adapter", "chip", "chip_count")):
+        env["npu"] = {k: v for k, v in facts.items() if k not in ENV_KEYS}
+
+
+@click.command(name="npu-config")
+@click.argument("cases", nargs=-1, required=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any case key (dotted), as bench run does. Repeatable.")
+@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+              help="Load a plugin module (its configure_npu amends the options). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def npu_config(cases: tuple[str, ...], overrides: tuple[str, ...],
+               plugin_modules: tuple[str, ...], as_json: bool) -> None:
+    """Print the Ascend settings of CASES: npu_device options (TF 2), the session ConfigProto
+    and NPURunConfig of npu_bridge (TF 1.15 scripts)."""
+    from harness.devices import npu_config as render
+    from harness.runner import device_options
+    from harness.session import plan
+
+    plugins, resolved = plan(list(cases), list(overrides), list(plugin_modules))
+    documents = []
+    for case in resolved:
+        options = device_options(case, plugins)
+        values = global_option_values(options)
+        config = render.session_config(options)
+        kwargs = render.run_config_kwargs(options)
+        if as_json:
+            documents.append({
+                "case": case.name, "source": case.source, "options": options,
+                "global_options": values,
+                "session_config": {"parameter_map": render.parameter_map(options),
+                                   "remapping": "OFF", "memory_optimization": "OFF"},
+                "npu_run_config": {k: ({v.name: v.kwargs} if isinstance(v, render.Call) else v)
+                                   for k, v in kwargs.items()},
+            })
+            continue
+        click.echo(f"# {case.source}: {case.name}\n")
+        click.echo("## TF 2.6.5 + npu_device (what bench run sets)\n")
+        click.echo(render.global_options_source(values) + "\n")
+        click.echo("## TF 1.15 + npu_bridge: session config (sess.run scripts)\n")
+        click.echo(render.session_config_source(config) + "\n")
+        click.echo("## TF 1.15 + npu_bridge: NPURunConfig (Estimator scripts)\n")
+        click.echo(render.run_config_source(kwargs) + "\n")
+    if as_json:
+        click.echo(json.dumps(documents if len(documents) > 1 else documents[0], indent=2,
+                              default=str))
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(npu_config)

@@ -6,16 +6,7 @@ from typing import Any
 
 import click
 
-
-def data_group(cli: click.Group) -> click.Group:
-    """The shared ``bench data`` group: created by the first plugin that needs it, reused
-    by the others (the BERT plugin adds its own ``bench data ...`` commands to it)."""
-    group = cli.commands.get("data")
-    if isinstance(group, click.Group):
-        return group
-    group = click.Group("data", help="Prepare training data (TFRecords, vocabularies).")
-    cli.add_command(group)
-    return group
+from harness.datacli import data_group
 
 
 @click.command(name="images")

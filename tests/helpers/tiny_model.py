@@ -6,6 +6,7 @@ Labels are ``argmax(x @ W)`` for a fixed random ``W``, so accuracy can rise far 
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -29,7 +30,8 @@ def register_models(registry):
     registry.add(MODEL, description="2-layer MLP on a learnable synthetic task",
                  params={"features": 16, "classes": 4, "hidden": 32, "learning_rate": 0.1,
                          "train_examples": 2048, "sleep_ms": 0.0, "warmup_sleep_ms": 0.0,
-                         "nan_at_step": 0, "fail_at_step": 0, "interrupt_at_step": 0},
+                         "nan_at_step": 0, "fail_at_step": 0, "interrupt_at_step": 0,
+                         "exit_at_step": 0, "hang_at_step": 0, "fault_rank": -1},
                  sources=("synthetic",))
 
 
@@ -52,9 +54,16 @@ def build_dataset(case, split, ctx):
 def _step_hook(p, warmup_steps):
     """Runs once per replica step on the host: sleeps and faults on schedule."""
 
+    rank = int(os.environ.get("BENCH_RANK", "0"))
+    faulty = p["fault_rank"] in (-1, rank)
+
     def hook(loss):
         CALLS["steps"] += 1
         step = CALLS["steps"]
+        if faulty and p["exit_at_step"] and step >= p["exit_at_step"]:
+            os._exit(13)  # a worker that dies without a word
+        if faulty and p["hang_at_step"] and step >= p["hang_at_step"]:
+            time.sleep(3600)
         sleep = p["warmup_sleep_ms"] if step <= warmup_steps else p["sleep_ms"]
         if sleep:
             time.sleep(sleep / 1000.0)
@@ -81,7 +90,8 @@ def build_model(case, ctx):
     model = keras.Model(inputs, logits)
     xent = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=keras.losses.Reduction.NONE)
-    faults = any(p[k] for k in ("sleep_ms", "warmup_sleep_ms", "nan_at_step", "fail_at_step"))
+    faults = any(p[k] for k in ("sleep_ms", "warmup_sleep_ms", "nan_at_step", "fail_at_step",
+                                "exit_at_step", "hang_at_step"))
     hook = _step_hook(p, case.train.warmup_steps)
 
     def loss(labels, outputs):
