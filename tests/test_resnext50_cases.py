@@ -7,7 +7,6 @@ import glob
 import os
 
 import pytest
-from resnext50_fixtures import logical_cpu_devices  # noqa: F401
 
 from harness.session import plan
 
@@ -23,14 +22,11 @@ def test_case_file_validates(path):
     assert cases and all(case.model == "resnext50" for case in cases)
 
 
-def test_npu_cases_carry_the_seed_settings(tmp_path):
+def test_npu_cases_carry_the_seed_settings():
     from harness.runner import device_options
 
-    for split in ("train", "validation"):
-        (tmp_path / f"{split}-00000-of-00001").write_bytes(b"")
     plugins, cases = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml"),
-                           os.path.join(ROOT, "cases", "resnext50_1p.yaml")],
-                          [f"data.path={tmp_path}"])
+                           os.path.join(ROOT, "cases", "resnext50_1p.yaml")], [])
     eight, one = cases
     assert (eight.device, eight.devices, eight.batch_size, eight.train.epochs) == ("npu", (8,), 32,
                                                                                    120.0)
@@ -46,12 +42,18 @@ def test_npu_cases_carry_the_seed_settings(tmp_path):
 
 def test_imagenet_cases_without_data_are_bad_input(tmp_path):
     from harness.errors import BenchError
-    from harness.runner import device_options
 
     plugins, (case,) = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
                             [f"data.path={tmp_path / 'absent'}"])
     with pytest.raises(BenchError, match=r"resnext50_8p.yaml: data.path: no such directory"):
-        device_options(case, plugins)
+        plugins.hook.validate_case(case=case)
+    (tmp_path / "train-00000-of-00001").write_bytes(b"")
+    plugins, (case,) = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
+                            [f"data.path={tmp_path}"])
+    with pytest.raises(BenchError, match=r"data.path: no validation-\*-of-\* files in"):
+        plugins.hook.validate_case(case=case)  # eval.at_end needs the validation split
+    (tmp_path / "validation-00000-of-00001").write_bytes(b"")
+    plugins.hook.validate_case(case=case)
 
 
 def test_cpu_case_runs_with_tiny_overrides(bench_run):

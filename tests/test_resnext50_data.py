@@ -6,7 +6,6 @@ import glob
 import os
 
 import pytest
-from resnext50_fixtures import logical_cpu_devices  # noqa: F401
 
 from plugins.resnext50.shapes import SHAPES, write_shapes
 
@@ -98,13 +97,3 @@ def test_preprocessing_crops_resizes_and_normalises(image_folder):
     h, w = int(window[2]), int(window[3])
     assert h * w >= 0.64 * 24 * 24 - 24 and h <= 24 and w <= 24
 
-
-def test_generate_shapes_writes_the_set_once(tmp_path):
-    from plugins.resnext50.shapes import ensure_shapes_records
-
-    path = str(tmp_path / "data" / "shapes")
-    assert ensure_shapes_records(path, per_class=5, size=16) is True
-    assert len(read_records(os.path.join(path, "train-*"))) == 16
-    assert len(read_records(os.path.join(path, "validation-*"))) == 4
-    assert ensure_shapes_records(path, per_class=5, size=16) is False  # present: kept
-    assert sorted(os.listdir(tmp_path / "data")) == ["shapes"]  # no temporary folder left

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from resnext50_fixtures import logical_cpu_devices  # noqa: F401
 
 from plugins.resnext50.evaluation import modelzoo_line
 from plugins.resnext50.model import Architecture

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from resnext50_fixtures import logical_cpu_devices  # noqa: F401
 
 from harness.errors import BenchError
 

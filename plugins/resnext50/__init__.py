@@ -40,7 +40,6 @@ PARAMS: dict[str, Any] = {
     "eval_central_fraction": 0.8,  # the seed's "80% center crop"
     "restore_path": None,          # name-based checkpoint to finetune from
     "restore_exclude": [],         # variable-name prefixes not restored, e.g. [dense]
-    "generate_shapes": 0,          # N > 0: data.path empty -> write the 4-class shapes set there
 }
 
 # What the log line needs from the last build_model of a case (keyed by case name): the
@@ -91,15 +90,6 @@ def check_params(case: Case) -> None:
     exclude = p["restore_exclude"]
     if not isinstance(exclude, (list, tuple)) or not all(isinstance(e, str) for e in exclude):
         raise fail("restore_exclude", f"expected a list of name prefixes, got {exclude!r}")
-    if p["generate_shapes"] < 0:
-        raise fail("generate_shapes", f"must be >= 0, got {p['generate_shapes']}")
-    if p["generate_shapes"]:
-        if case.data.source != "tfrecord" or case.data.eval_path:
-            raise fail("generate_shapes", "needs data.source: tfrecord and no data.eval_path "
-                                          "(the set is written to data.path)")
-        if p["num_classes"] < 4:
-            raise fail("num_classes", f"the shapes set has 4 classes, got {p['num_classes']}")
-        return  # the run writes the files when data.path holds none
     if not case.data.synthetic:
         from plugins.resnext50.data import split_files
 
@@ -109,15 +99,18 @@ def check_params(case: Case) -> None:
 
 
 @hookimpl
+def validate_case(case: Case) -> None:
+    if case.model == MODEL:
+        check_params(case)
+
+
+@hookimpl
 def configure_npu(case: Case, options: dict[str, Any]) -> None:
     """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
     (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
     iterations_per_loop = the log interval (one host round trip per log line)."""
     if case.model != MODEL:
         return
-    # First hook that sees the resolved case before a report folder exists: bad params
-    # fail here as bad input (exit 2, nothing written).
-    check_params(case)
     if case.precision == "mixed":
         options.setdefault("precision_mode", "allow_mix_precision")
         options.setdefault("loss_scale", 1024)
@@ -142,11 +135,6 @@ def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
         return None
     from plugins.resnext50 import data
 
-    if case.params["generate_shapes"]:
-        from plugins.resnext50.shapes import ensure_shapes_records
-
-        ensure_shapes_records(case.data.path, case.params["generate_shapes"],
-                              case.params["image_size"], case.seed)
     examples = _train_examples(case) if split == "train" else None
     if examples is not None and examples < ctx.global_batch_size:
         raise BenchError(f"{case.source}: batch_size: the global batch "

@@ -53,32 +53,3 @@ def write_shapes(out: str, per_class: int, size: int = 32, seed: int = 0) -> dic
                 fh.write(jpeg)
     return {shape: per_class for shape in SHAPES}
 
-
-def ensure_shapes_records(path: str, per_class: int, size: int, seed: int = 0) -> bool:
-    """Make ``path`` hold TFRecords of the shapes set (80 % train, 20 % validation) unless it
-    already holds train files; what ``bench data shapes`` + ``bench data images
-    --eval-fraction 0.2`` write. Built in a temporary sibling folder and renamed into place,
-    so concurrent workers never see half a set. Returns whether it wrote anything."""
-    import glob
-    import shutil
-    import tempfile
-
-    from plugins.resnext50.images import convert
-
-    if glob.glob(os.path.join(path, "train-*-of-*")):
-        return False
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".shapes-", dir=parent)
-    try:
-        write_shapes(os.path.join(work, "jpeg"), per_class, size, seed)
-        convert(os.path.join(work, "jpeg"), os.path.join(work, "records"), eval_fraction=0.2,
-                shards=4, seed=seed)
-        try:
-            os.rename(os.path.join(work, "records"), path)
-        except OSError:
-            if not glob.glob(os.path.join(path, "train-*-of-*")):
-                raise  # not a concurrent worker's finished set: a real error
-        return True
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
