@@ -96,4 +96,3 @@ def test_preprocessing_crops_resizes_and_normalises(image_folder):
     window = data.random_crop_window(encoded, 0.64)
     h, w = int(window[2]), int(window[3])
     assert h * w >= 0.64 * 24 * 24 - 24 and h <= 24 and w <= 24
-

@@ -52,4 +52,3 @@ def write_shapes(out: str, per_class: int, size: int = 32, seed: int = 0) -> dic
             with open(os.path.join(folder, f"{i:05d}.jpg"), "wb") as fh:
                 fh.write(jpeg)
     return {shape: per_class for shape in SHAPES}
-
