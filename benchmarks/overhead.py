@@ -57,17 +57,18 @@ def bare_samples_per_sec(case, plugins, steps: int, warmup: int) -> float:
 
 
 def harness_samples_per_sec(case, plugins, backend, options) -> float:
-    from harness.progress import PlainProgress
-    from harness.runner import Runner
+    from harness.run.progress import PlainProgress
+    from harness.run.runner import Job, Runner
 
     class Quiet(PlainProgress):
         def print(self, line: str) -> None:
             pass
 
-    result = Runner(case, plugins, backend, options, Quiet(), lambda line: None).measure(1)
-    if result["status"] != "ok":
-        raise SystemExit(f"harness run failed: {result['error']}")
-    return result["throughput"]["samples_per_sec"]
+    job = Job(case, plugins, backend, options, Quiet(), lambda line: None)
+    result = Runner(job).measure(1)
+    if result.status != "ok":
+        raise SystemExit(f"harness run failed: {result.error}")
+    return result.throughput["samples_per_sec"]
 
 
 def main() -> None:
@@ -83,14 +84,13 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from harness.runner import device_options
-    from harness.session import plan
+    from harness.run.plan import device_options, load
 
     overrides = args.overrides + [
         "devices=[1]", "device=cpu", f"train.steps={args.steps + args.warmup}",
         f"train.warmup_steps={args.warmup}", f"train.log_every={args.steps}", "eval.at_end=false",
         "eval.every_steps=null", "train.epochs=null"]
-    plugins, cases = plan([args.case], overrides, args.plugin)
+    plugins, cases = load([args.case], overrides, args.plugin)
     case = next((c for c in cases if c.name == args.case_name), cases[0]) if args.case_name \
         else cases[0]
     case = replace(case, train=replace(case.train, log_every=args.steps))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -15,63 +15,11 @@ from harness.errors import BenchError, at
 from harness.registry import unknown
 
 if TYPE_CHECKING:
-    from harness.plugins import BenchPlugins
+    from harness.registry import CaseFormatRegistry, DeviceRegistry, ModelRegistry
 
 DEVICE_AUTO = "auto"
 PRECISIONS = ("fp32", "mixed")
 LAUNCHERS = ("inline", "process", "auto")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    source: str = "synthetic"
-    path: str | None = None
-    eval_path: str | None = None
-
-    @property
-    def synthetic(self) -> bool:
-        return self.source == "synthetic"
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    steps: int | None = 100
-    epochs: float | None = None
-    warmup_steps: int = 10
-    log_every: int = 10
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    at_end: bool = True
-    every_steps: int | None = None
-    steps: int | None = None
-    target: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    model: str
-    device: str = "cpu"
-    devices: tuple[int, ...] = (1,)
-    precision: str = "fp32"
-    batch_size: int = 32
-    data: DataSpec = field(default_factory=DataSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
-    eval: EvalSpec = field(default_factory=EvalSpec)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    npu: Mapping[str, Any] = field(default_factory=dict)
-    launcher: str = "auto"
-    plugins: tuple[str, ...] = ()
-    seed: int = 0
-    timeout: float | None = None
-    description: str = ""
-    source: str = ""  # the file (and item) this case came from
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready mapping (the resolved case embedded in report.json)."""
-        return _plain(self)
 
 
 def _plain(value: Any) -> Any:
@@ -92,8 +40,7 @@ def _type_name(value: Any) -> str:
 
 
 class _Field:
-    def __init__(self, default: Any = None, *, nullable: bool = False) -> None:
-        self.default = default
+    def __init__(self, *, nullable: bool = False) -> None:
         self.nullable = nullable
 
     def check(self, value: Any, fail) -> Any:
@@ -106,8 +53,8 @@ class _Field:
 
 
 class _Int(_Field):
-    def __init__(self, default: Any = None, *, minimum: int | None = None, **kw: Any) -> None:
-        super().__init__(default, **kw)
+    def __init__(self, *, minimum: int | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
         self.minimum = minimum
 
     def _check(self, value: Any, fail) -> int:
@@ -122,8 +69,8 @@ class _Int(_Field):
 
 
 class _Float(_Field):
-    def __init__(self, default: Any = None, *, positive: bool = False, **kw: Any) -> None:
-        super().__init__(default, **kw)
+    def __init__(self, *, positive: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
         self.positive = positive
 
     def _check(self, value: Any, fail) -> float:
@@ -142,9 +89,8 @@ class _Bool(_Field):
 
 
 class _Str(_Field):
-    def __init__(self, default: Any = None, *, choices: tuple[str, ...] = (),
-                 empty: bool = False, **kw: Any) -> None:
-        super().__init__(default, **kw)
+    def __init__(self, *, choices: tuple[str, ...] = (), empty: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
         self.choices = choices
         self.empty = empty
 
@@ -183,8 +129,8 @@ class _StrList(_Field):
 class _Mapping(_Field):
     """A free mapping (params, npu): keys must be strings; the plugin checks the values."""
 
-    def __init__(self, default: Any = None, *, numbers: bool = False, **kw: Any) -> None:
-        super().__init__(default, **kw)
+    def __init__(self, *, numbers: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
         self.numbers = numbers
 
     def _check(self, value: Any, fail) -> dict:
@@ -198,44 +144,69 @@ class _Mapping(_Field):
         return dict(value)
 
 
-class _Section(_Field):
-    def __init__(self, fields: dict[str, _Field]) -> None:
-        super().__init__(None)
-        self.fields = fields
+def _key(default: Any, check: _Field, factory: Any = None) -> Any:
+    """A case key: its default and its check, in one place (the validator walks these)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"check": check})
+    return field(default=default, metadata={"check": check})
 
 
-SCHEMA: dict[str, _Field] = {
-    "name": _Str(None),
-    "description": _Str("", empty=True),
-    "model": _Str(None),
-    "device": _Str("cpu"),
-    "devices": _DeviceCounts((1,)),
-    "precision": _Str("fp32", choices=PRECISIONS),
-    "batch_size": _Int(32, minimum=1),
-    "data": _Section({
-        "source": _Str("synthetic"),
-        "path": _Str(None, nullable=True),
-        "eval_path": _Str(None, nullable=True),
-    }),
-    "train": _Section({
-        "steps": _Int(100, minimum=1, nullable=True),
-        "epochs": _Float(None, positive=True, nullable=True),
-        "warmup_steps": _Int(10, minimum=0),
-        "log_every": _Int(10, minimum=1),
-    }),
-    "eval": _Section({
-        "at_end": _Bool(True),
-        "every_steps": _Int(None, minimum=1, nullable=True),
-        "steps": _Int(None, minimum=1, nullable=True),
-        "target": _Mapping({}, numbers=True),
-    }),
-    "params": _Mapping({}),
-    "npu": _Mapping({}),
-    "launcher": _Str("auto", choices=LAUNCHERS),
-    "plugins": _StrList(()),
-    "seed": _Int(0, minimum=0),
-    "timeout": _Float(None, positive=True, nullable=True),
-}
+def _section(cls: type) -> Any:
+    return field(default_factory=cls, metadata={"section": cls})
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = _key("synthetic", _Str())
+    path: str | None = _key(None, _Str(nullable=True))
+    eval_path: str | None = _key(None, _Str(nullable=True))
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    steps: int | None = _key(100, _Int(minimum=1, nullable=True))
+    epochs: float | None = _key(None, _Float(positive=True, nullable=True))
+    warmup_steps: int = _key(10, _Int(minimum=0))
+    log_every: int = _key(10, _Int(minimum=1))
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    at_end: bool = _key(True, _Bool())
+    every_steps: int | None = _key(None, _Int(minimum=1, nullable=True))
+    steps: int | None = _key(None, _Int(minimum=1, nullable=True))
+    target: Mapping[str, float] = _key(None, _Mapping(numbers=True), factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case; every field but ``source`` is a case-file key with its default."""
+
+    name: str = _key(None, _Str())  # default: the file's stem
+    model: str = _key(None, _Str())  # required
+    device: str = _key("cpu", _Str())
+    devices: tuple[int, ...] = _key((1,), _DeviceCounts())
+    precision: str = _key("fp32", _Str(choices=PRECISIONS))
+    batch_size: int = _key(32, _Int(minimum=1))
+    data: DataSpec = _section(DataSpec)
+    train: TrainSpec = _section(TrainSpec)
+    eval: EvalSpec = _section(EvalSpec)
+    params: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
+    npu: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
+    launcher: str = _key("auto", _Str(choices=LAUNCHERS))
+    plugins: tuple[str, ...] = _key((), _StrList())
+    seed: int = _key(0, _Int(minimum=0))
+    timeout: float | None = _key(None, _Float(positive=True, nullable=True))
+    description: str = _key("", _Str(empty=True))
+    source: str = ""  # the file (and item) this case came from; not a key
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready mapping (the resolved case embedded in report.json)."""
+        return _plain(self)
 
 
 # --- raw cases and overrides -----------------------------------------------------------------
@@ -256,6 +227,12 @@ class RawCase:
     def fail(self, dotted: str, message: str) -> BenchError:
         suffix = " (from --set)" if dotted in self.overridden else ""
         return at(self.file, self.key(dotted), message + suffix)
+
+    def plugin_modules(self) -> list[str]:
+        """The modules named in the case's ``plugins:`` key (unchecked: validation says
+        what is wrong with a bad value)."""
+        names = self.data.get("plugins", []) if isinstance(self.data, dict) else []
+        return [n for n in ([names] if isinstance(names, str) else names) if isinstance(n, str)]
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -298,24 +275,29 @@ def deep_merge(base: dict, top: dict) -> dict:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _check_section(raw: RawCase, data: Any, fields: dict[str, _Field], path: str) -> dict:
+def _checked(raw: RawCase, data: Any, cls: type, path: str) -> dict[str, Any]:
+    """The values of section ``cls`` (a case dataclass) from ``data``, checked key by key;
+    absent keys take the field's default. Unknown keys are errors."""
     if not isinstance(data, dict):
         raise raw.fail(path, f"expected a mapping, got {_type_name(data)}")
+    keys = {f.name: f for f in fields(cls) if f.metadata}
     for key in data:
-        if key not in fields:
+        if key not in keys:
             where = f"{path}.{key}" if path else str(key)
-            raise raw.fail(where, f"unknown key; expected one of {', '.join(fields)}")
-    out = {}
-    for key, spec in fields.items():
+            raise raw.fail(where, f"unknown key; expected one of {', '.join(keys)}")
+    out: dict[str, Any] = {}
+    for key, spec in keys.items():
         dotted = f"{path}.{key}" if path else key
 
         def fail(message: str, dotted: str = dotted) -> None:
             raise raw.fail(dotted, message)
 
-        if isinstance(spec, _Section):
-            out[key] = _check_section(raw, data.get(key, {}), spec.fields, dotted)
+        if "section" in spec.metadata:
+            out[key] = _checked(raw, data.get(key, {}), spec.metadata["section"], dotted)
         elif key in data:
-            out[key] = spec.check(data[key], fail)
+            out[key] = spec.metadata["check"].check(data[key], fail)
+        elif spec.default_factory is not MISSING:
+            out[key] = spec.default_factory()
         else:
             out[key] = spec.default
     return out
@@ -346,19 +328,19 @@ def _check_params(raw: RawCase, params: dict, defaults: dict, model: str) -> dic
     return merged
 
 
-def validate(raw: RawCase, plugins: BenchPlugins) -> Case:
+def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Case:
     """Check every key of ``raw`` and resolve it against the registered models and devices."""
     if not isinstance(raw.data, dict):
         raise raw.fail("", f"a case must be a mapping, got {_type_name(raw.data)}")
-    values = _check_section(raw, raw.data, SCHEMA, "")
+    values = _checked(raw, raw.data, Case, "")
     if values["model"] is None:
         raise raw.fail("model", "missing; every case names a registered model")
-    if values["model"] not in plugins.models:
-        raise raw.fail("model", unknown("model", values["model"], plugins.models.names()))
+    if values["model"] not in models:
+        raise raw.fail("model", unknown("model", values["model"], models.names()))
     device = values["device"]
-    if device != DEVICE_AUTO and device not in plugins.devices:
-        raise raw.fail("device", unknown("device", device, plugins.devices.names() + ["auto"]))
-    info = plugins.models.get(values["model"])
+    if device != DEVICE_AUTO and device not in devices:
+        raise raw.fail("device", unknown("device", device, devices.names() + [DEVICE_AUTO]))
+    info = models.get(values["model"])
     source = values["data"]["source"]
     if source not in info.sources:
         raise raw.fail("data.source", f"model {info.name!r} reads {', '.join(info.sources)}; "
@@ -376,27 +358,16 @@ def validate(raw: RawCase, plugins: BenchPlugins) -> Case:
         raise raw.fail("train.warmup_steps",
                        f"must be below train.steps ({train['steps']}): the measured window "
                        f"would be empty; got {train['warmup_steps']}")
-    params = _check_params(raw, values["params"], info.params, info.name)
-    name = values["name"] or _default_name(raw)
-    return Case(
-        name=name,
-        model=values["model"],
+    values.update(
+        name=values["name"] or _default_name(raw),
         device=device,
-        devices=values["devices"],
-        precision=values["precision"],
-        batch_size=values["batch_size"],
         data=DataSpec(**values["data"]),
         train=TrainSpec(**train),
         eval=EvalSpec(**{**values["eval"], "target": MappingProxyType(values["eval"]["target"])}),
-        params=MappingProxyType(params),
+        params=MappingProxyType(_check_params(raw, values["params"], info.params, info.name)),
         npu=MappingProxyType(values["npu"]),
-        launcher=values["launcher"],
-        plugins=values["plugins"],
-        seed=values["seed"],
-        timeout=values["timeout"],
-        description=values["description"],
-        source=f"{raw.file}:{raw.prefix}" if raw.prefix else raw.file,
     )
+    return Case(**values, source=f"{raw.file}:{raw.prefix}" if raw.prefix else raw.file)
 
 
 def _default_name(raw: RawCase) -> str:
@@ -407,7 +378,7 @@ def _default_name(raw: RawCase) -> str:
     return f"{stem}-{index}"
 
 
-def read_raw_cases(path: str, plugins: BenchPlugins) -> list[RawCase]:
+def read_raw_cases(path: str, formats: CaseFormatRegistry) -> list[RawCase]:
     """Read one case file with the first registered format that claims it."""
     if not os.path.exists(path):
         raise BenchError(f"{path}: no such file")
@@ -424,29 +395,18 @@ def read_raw_cases(path: str, plugins: BenchPlugins) -> list[RawCase]:
         raise BenchError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if not text.strip():
         raise BenchError(f"{path}: empty case file")
-    for _name, reader in plugins.case_formats.items():
+    for _name, reader in formats.items():
         if reader.claims(path, text):
             return [RawCase(path, prefix, data) for prefix, data in reader.read(path, text)]
     raise BenchError(f"{path}: unknown case file format; registered: "
-                     f"{', '.join(plugins.case_formats.names())}")
+                     f"{', '.join(formats.names())}")
 
 
-def load_cases(paths: list[str], overrides: list[str], plugins: BenchPlugins) -> list[Case]:
-    """Read, override and validate every case of ``paths``; plugins named in a case's
-    ``plugins:`` list are loaded before validation so their models are known."""
-    parsed = [parse_override(text) for text in overrides]
-    raws = [raw for path in paths for raw in read_raw_cases(path, plugins)]
-    for raw in raws:
-        apply_overrides(raw, parsed)
-        names = raw.data.get("plugins", []) if isinstance(raw.data, dict) else []
-        for module_path in [names] if isinstance(names, str) else names:
-            if isinstance(module_path, str):
-                plugins.load_module(module_path, source="case file")
-    cases = [validate(raw, plugins) for raw in raws]
+def check_unique(cases: list[Case]) -> None:
+    """Case names must differ within one run (they name the report folders)."""
     seen: dict[str, str] = {}
     for case in cases:
         if case.name in seen:
             raise BenchError(f"{case.source}: name: {case.name!r} is used twice "
                              f"(also {seen[case.name]})")
         seen[case.name] = case.source
-    return cases

@@ -12,7 +12,7 @@ import yaml
 
 from harness.case import deep_merge
 from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 MODELZOO_COLUMNS = [
     "CASENUM", "CASENAME", "ENV_SET", "JOB_ID", "PROFILING_MODE", "PROFILING_OPTIONS",

@@ -1,4 +1,4 @@
-"""The ``bench`` command: parsing and printing only; the work is in session/report/plugins."""
+"""The ``bench`` command: parsing and printing only; the work is in run/, reports/, plugins."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from harness import __version__
 from harness.errors import EXIT_BAD_INPUT, BenchError
+from harness.version import __version__
 
 _state: dict[str, Any] = {}
 
@@ -35,7 +35,7 @@ def _print_summary(outcomes: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.report import fmt, summary_rows
+    from harness.reports.summary import fmt, summary_rows
 
     table = Table(title="zoobench results")
     for column in ("case", "devices", "global batch", "samples/s", "per device", "step ms",
@@ -77,16 +77,16 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
         hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
-    from harness.launch import Hosts
-    from harness.progress import make_progress
-    from harness.session import execute, plan
+    from harness.run.plan import Hosts, load
+    from harness.run.progress import make_progress
+    from harness.run.session import execute
 
     extra = list(overrides)
     if device:
         extra.append(f"device={device}")
     if devices:
         extra.append(f"devices=[{devices}]")
-    plugins, resolved = plan(list(cases), extra, list(plugin_modules), plugins=_plugins())
+    plugins, resolved = load(list(cases), extra, list(plugin_modules), plugins=_plugins())
     cluster = None
     if hosts:
         names = tuple(h.strip() for h in hosts.split(",") if h.strip())
@@ -147,7 +147,7 @@ def _available(backend_cls: Any) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def env(as_json: bool) -> None:
     """The environment fingerprint that reports record."""
-    from harness.report import capture_environment
+    from harness.reports.environment import capture_environment
 
     plugins = _plugins()
     devices = {name: cls.describe() for name, cls in plugins.devices.items() if _available(cls)}
@@ -168,7 +168,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
     """Re-render report.md, report.html (and the other renderers' files) from report.json files."""
     import os
 
-    from harness.report import find_reports, load_report, write_atomic
+    from harness.reports.store import find_reports, load_report, write_atomic
 
     plugins = _plugins()
     outcomes = []
@@ -179,7 +179,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
             write_atomic(os.path.join(folder, filename), render(data))
         outcomes.append(_Rendered(data, folder))
     if html_file:
-        from harness.html_report import render_html_many
+        from harness.reports.html import render_html_many
 
         _write_output(html_file, render_html_many([o.report for o in outcomes]))
     _print_summary(outcomes)
@@ -188,7 +188,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
 
 
 def _write_output(path: str, text: str) -> None:
-    from harness.report import write_atomic
+    from harness.reports.store import write_atomic
 
     try:
         write_atomic(path, text)
@@ -211,7 +211,7 @@ def _write_output(path: str, text: str) -> None:
 def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out_format: str,
             output: str | None, fail_on_regression: bool) -> None:
     """Compare reports (files or folders); the first --by value is the baseline."""
-    from harness import compare as cmp
+    from harness.reports import compare as cmp
 
     comparison = cmp.compare_reports(list(paths), by, threshold, alpha)
     if out_format == "table" and not output:
@@ -227,7 +227,7 @@ def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out
             console.print(cmp.rich_table(comparison))
             text = console.export_text()
         elif out_format == "html":
-            from harness.html_report import render_comparison_html
+            from harness.reports.html import render_comparison_html
 
             text = render_comparison_html(comparison)
         elif out_format == "json":
@@ -245,8 +245,8 @@ def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out
 
 @cli.command(name="import-log")
 @click.argument("logs", nargs=-1, required=True)
-@click.option("--model", required=True, type=click.Choice(["resnext50", "bert"]),
-              help="Which ModelZoo script wrote the log.")
+@click.option("--model", required=True,
+              help="Which model's script wrote the log (a model plugin's log format).")
 @click.option("--cann-version", required=True, help="CANN version of the logged run.")
 @click.option("--devices", required=True, type=int, help="Device count of the logged run.")
 @click.option("--batch-size", required=True, type=int, help="Batch size per device.")
@@ -263,7 +263,7 @@ def import_log(logs: tuple[str, ...], model: str, cann_version: str, devices: in
                batch_size: int, name: str | None, tensorflow: str | None, device: str,
                precision: str, data_source: str, skip: int, out: str) -> None:
     """Turn the logs of one ModelZoo training run into a report folder."""
-    from harness.import_log import import_logs
+    from harness.reports.import_log import import_logs
 
     report, folder = import_logs(
         list(logs), out, _plugins(), model=model, cann_version=cann_version, devices=devices,

@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions marked ``@hookimpl``::
 
-    from harness.plugins import hookimpl
+    from harness import hookimpl
 
     @hookimpl
     def register_models(registry):
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from harness.markers import hookspec
 
 if TYPE_CHECKING:
     import click
@@ -36,11 +36,10 @@ if TYPE_CHECKING:
     from harness.registry import (
         CaseFormatRegistry,
         DeviceRegistry,
+        LogParserRegistry,
         ModelRegistry,
         ReportWriterRegistry,
     )
-
-hookspec = pluggy.HookspecMarker("bench")
 
 
 # --- model hooks -------------------------------------------------------------------------
@@ -153,6 +152,14 @@ def register_case_formats(registry: CaseFormatRegistry) -> None:
 def register_report_writers(registry: ReportWriterRegistry) -> None:
     """Declare report renderers: ``registry.add(filename, render)`` where
     ``render(report_dict) -> str`` produces e.g. ``report.md``."""
+
+
+@hookspec
+def register_log_parsers(registry: LogParserRegistry) -> None:
+    """Declare readers of a model's legacy training logs for ``bench import-log --model``:
+    ``registry.add(model, parse)`` where ``parse(paths) -> harness.ParsedLog`` returns the
+    logged throughput intervals (end step, steps, rate), the loss curve and the evaluations
+    (use ``harness.read_log_lines(paths)`` to read the files: unreadable ones are bad input)."""
 
 
 @hookspec

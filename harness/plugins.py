@@ -11,16 +11,20 @@ from typing import Any
 
 import pluggy
 
-from harness import __version__, hookspecs
+from harness import hookspecs
 from harness.errors import BenchError
+from harness.markers import PROJECT, hookimpl
 from harness.registry import (
     CaseFormatRegistry,
     DeviceRegistry,
+    LogParserRegistry,
     ModelRegistry,
     ReportWriterRegistry,
 )
+from harness.version import __version__
 
-hookimpl = pluggy.HookimplMarker("bench")
+__all__ = ["BUILTIN_PLUGINS", "BenchPlugins", "PluginInfo", "hookimpl", "load_plugins"]
+
 ENTRY_POINT_GROUP = "bench.plugins"
 
 # Our own features, loaded through the same path as a third party's plugin (STYLE 2).
@@ -29,11 +33,11 @@ BUILTIN_PLUGINS = {
     "gpu": "harness.devices.gpu",
     "npu": "harness.devices.npu",
     "case-formats": "harness.case_formats",
-    "report-writers": "harness.report_writers",
-    "html-report": "harness.html_report",
-    "mllog": "harness.mlperf_log",
-    "tensorboard": "harness.tensorboard_log",
-    "defaults": "harness.defaults",
+    "report-writers": "harness.reports.markdown",
+    "html-report": "harness.reports.html",
+    "mllog": "harness.reports.mllog",
+    "tensorboard": "harness.reports.tensorboard",
+    "defaults": "harness.fallbacks",
 }
 
 
@@ -59,7 +63,7 @@ class BenchPlugins:
     """A pluggy manager plus the registries the ``register_*`` hooks filled."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager("bench")
+        self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._registries: dict[str, Any] | None = None
@@ -112,12 +116,14 @@ class BenchPlugins:
                 "devices": DeviceRegistry(),
                 "case_formats": CaseFormatRegistry(),
                 "report_writers": ReportWriterRegistry(),
+                "log_parsers": LogParserRegistry(),
             }
             hooks = {
                 "models": "register_models",
                 "devices": "register_devices",
                 "case_formats": "register_case_formats",
                 "report_writers": "register_report_writers",
+                "log_parsers": "register_log_parsers",
             }
             for key, hook_name in hooks.items():
                 registry = regs[key]
@@ -142,6 +148,10 @@ class BenchPlugins:
     @property
     def report_writers(self) -> ReportWriterRegistry:
         return self._collect()["report_writers"]
+
+    @property
+    def log_parsers(self) -> LogParserRegistry:
+        return self._collect()["log_parsers"]
 
     def model_version(self, model: str) -> str:
         info = self.models.get(model)

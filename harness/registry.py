@@ -87,3 +87,11 @@ class ReportWriterRegistry(_Registry):
 
     def add(self, filename: str, render: Callable[[dict], str]) -> None:
         self._put(filename, render)
+
+
+class LogParserRegistry(_Registry):
+    kind = "log format"
+
+    def add(self, model: str, parse: Callable[[list[str]], Any]) -> None:
+        """``parse(paths) -> ParsedLog``: what one ModelZoo training run of ``model`` logged."""
+        self._put(model, parse)

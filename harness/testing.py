@@ -25,7 +25,7 @@ import yaml
 def pytest_configure(config: pytest.Config) -> None:
     # Logical CPU devices can only be set before TensorFlow initialises; in-process tests
     # share one TF runtime, so give it room for multi-device cases up front.
-    from harness.devices.cpu import LOGICAL_DEVICES_ENV
+    from harness.tfcompat import LOGICAL_DEVICES_ENV
 
     os.environ.setdefault(LOGICAL_DEVICES_ENV, "4")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,11 +50,12 @@ def run_in_process(case: dict[str, Any] | str, out: str, plugins: list[object] =
                    overrides: list[str] = ()) -> Any:
     """Validate and run one case through the same path as ``bench run``; returns a RunOutcome
     (``.report``, ``.folder``, ``.exit_code``). Bad input raises BenchError."""
-    from harness.progress import PlainProgress
-    from harness.session import execute, plan
+    from harness.run.plan import load
+    from harness.run.progress import PlainProgress
+    from harness.run.session import execute
 
     path = case if isinstance(case, str) else write_case(out, case, "case.yaml")
-    loaded, cases = plan([path], list(overrides), plugin_objects=list(plugins))
+    loaded, cases = load([path], list(overrides), plugin_objects=list(plugins))
     if len(cases) != 1:
         raise ValueError(f"{path}: expected one case, got {len(cases)}")
     return execute(cases[0], loaded, os.path.join(out, "reports"), PlainProgress())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.plugins import load_plugins
-from harness.session import plan
+from harness.run import plan
 from harness.testing import write_case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +106,7 @@ def test_shipped_tiny_cases_run(bench_cli, tmp_path):
 
 
 def load(tmp_path, spec: dict):
-    _, (loaded,) = plan([write_case(tmp_path, spec)], [], plugins=load_plugins())
+    _, (loaded,) = plan.load([write_case(tmp_path, spec)], [], plugins=load_plugins())
     return loaded
 
 

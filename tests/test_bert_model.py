@@ -150,7 +150,7 @@ def test_init_checkpoint_param_loads_through_build_model(tmp_path):
     import plugins.bert as plugin
     from harness.context import RunContext
     from harness.plugins import load_plugins
-    from harness.session import plan
+    from harness.run.plan import load
     from harness.testing import write_case
 
     config_path = tmp_path / "bert_config.json"
@@ -163,7 +163,7 @@ def test_init_checkpoint_param_loads_through_build_model(tmp_path):
     case = write_case(tmp_path, {"model": "bert", "params": {
         "bert_config": str(config_path), "max_seq_length": 12, "max_predictions_per_seq": 3,
         "init_checkpoint": str(tmp_path / "model.ckpt-1000")}})
-    _, (loaded,) = plan([case], [], plugins=load_plugins())
+    _, (loaded,) = load([case], [], plugins=load_plugins())
     spec = plugin.build_model(case=loaded, ctx=RunContext(1, 2, 2, train_steps=10))
     names = modeling.google_variable_map(spec.model)
     np.testing.assert_array_equal(names["bert/embeddings/word_embeddings"].numpy(),
@@ -214,8 +214,8 @@ def test_float16_loss_scaled_steps_the_gpu_path(tmp_path):
     from harness import tfcompat
     from harness.context import RunContext
     from harness.plugins import load_plugins
-    from harness.runner import make_train_step
-    from harness.session import plan
+    from harness.run.plan import load
+    from harness.run.train_step import make_train_step
     from harness.testing import write_case
     from harness.tfcompat import tf
     from plugins.bert import inputs
@@ -225,7 +225,7 @@ def test_float16_loss_scaled_steps_the_gpu_path(tmp_path):
     case_path = write_case(tmp_path, {"model": "bert", "precision": "mixed", "params": {
         "bert_config": str(config_path), "max_seq_length": 32,
         "max_predictions_per_seq": 5, "learning_rate": 1e-3, "warmup_steps": 0}})
-    _, (case,) = plan([case_path], [], plugins=load_plugins())
+    _, (case,) = load([case_path], [], plugins=load_plugins())
     tfcompat.set_precision_policy("mixed_float16")
     try:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")

@@ -11,7 +11,7 @@ import bert_text
 import pytest
 
 from harness.plugins import load_plugins
-from harness.session import plan
+from harness.run.plan import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_LINE = re.compile(
@@ -97,7 +97,7 @@ def test_tfrecords_that_do_not_match_the_params_fail_naming_file_and_feature(ben
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "cases", "bert_*.yaml"))))
 def test_shipped_bert_cases_are_valid(path):
-    _, cases = plan([path], [], plugins=load_plugins())
+    _, cases = load([path], [], plugins=load_plugins())
     for case in cases:
         assert case.model == "bert"
         assert os.path.exists(os.path.join(ROOT, case.params["bert_config"]))

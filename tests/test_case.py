@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from harness.case import load_cases
 from harness.errors import BenchError
 from harness.plugins import load_plugins
+from harness.run.plan import load_cases
 
 pytestmark = pytest.mark.core
 

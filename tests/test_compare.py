@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from harness.compare import verdict
 from harness.plugins import hookimpl
+from harness.reports.compare import verdict
 from harness.testing import run_in_process
 
 

@@ -120,3 +120,49 @@ def test_imported_logs_compare_and_flag_a_slower_cann(bench_cli, tmp_path):
     (row,) = comparison["rows"]
     assert comparison["columns"] == ["20.1", "20.2"] and row["verdict"] == "regression"
     assert row["cells"][1]["change_pct"] == pytest.approx(100 * (690.38 / 741.38 - 1), abs=0.05)
+
+
+class _CsvLogFormat:
+    """A third party's log format: ``step,samples_per_sec,loss`` lines."""
+
+    __name__ = "csvlog"
+
+    @staticmethod
+    def register_log_parsers(registry):
+        from harness import ParsedLog, read_log_lines
+
+        def parse(paths):
+            parsed = ParsedLog(rate_unit="samples", rate_name="csv")
+            previous = 0
+            for _path, _n, line in read_log_lines(paths):
+                step, rate, loss = line.split(",")
+                parsed.rates.append((int(step), int(step) - previous, float(rate)))
+                parsed.loss_curve.append([int(step), float(loss)])
+                previous = int(step)
+            return parsed
+
+        registry.add("csvmodel", parse)
+
+
+def test_a_plugin_registers_its_own_log_format(tmp_path):
+    from harness.plugins import hookimpl, load_plugins
+    from harness.reports.import_log import import_logs
+
+    hookimpl(_CsvLogFormat.register_log_parsers)
+    plugins = load_plugins(objects=[_CsvLogFormat()])
+    assert "csvmodel" in plugins.log_parsers and "resnext50" in plugins.log_parsers
+    log = _write(tmp_path, "run.csv", "10,90.0,2.0\n20,100.0,1.5\n30,110.0,1.0\n40,120.0,0.5\n")
+    report, _folder = import_logs([log], str(tmp_path / "r"), plugins, model="csvmodel",
+                                  cann_version="8.0", devices=2, batch_size=4)
+    (res,) = report["results"]
+    assert [i["samples_per_sec"] for i in res["throughput"]["intervals"]] == [110.0, 120.0]
+    assert res["loss"]["curve"][-1] == [40, 0.5] and res["warmup_steps"] == 20
+
+
+def test_an_unknown_log_format_lists_the_registered_ones(bench_cli, tmp_path):
+    log = _write(tmp_path, "x.log", "nothing\n")
+    result = bench_cli("import-log", log, "--model", "resnet", "--cann-version", "1",
+                       "--devices", "1", "--batch-size", "32", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("bench: error: --model: unknown log format 'resnet'; "
+                                     "registered: bert, resnext50")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -70,11 +71,18 @@ def test_process_launcher_two_workers_over_loopback(tmp_path, tiny_case):
     assert sum(i["samples"] for i in result["throughput"]["intervals"]) == 25 * 64
     assert len(result["weights_digests"]) == 2 and len(set(result["weights_digests"])) == 1
     assert result["accuracy"]["accuracy"] > 0.4
-    # rank 0 wrote the MLLOG of the run beside its log; the parent closed it with run_stop
-    with open(os.path.join(folder, "workers-2", "events.mllog")) as fh:
-        assert '"key": "block_stop"' in fh.read()
-    with open(os.path.join(folder, "events.mllog")) as fh:
-        assert '"key": "run_stop"' in fh.read()
+    # the run's events are in the run folder, as for an inline count: rank 0's stream
+    # replayed by the parent (one writer), closed with the merged result's run_stop
+    assert not os.path.exists(os.path.join(folder, "workers-2", "events.mllog"))
+    records = [json.loads(line[len(":::MLLOG "):])
+               for line in open(os.path.join(folder, "events.mllog")) if line.strip()]
+    keys = [r["key"] for r in records]
+    blocks = [r["metadata"] for r in records if r["key"] == "block_stop"]
+    assert [b["first_step"] + b["step_count"] - 1 for b in blocks] == [10, 15, 20, 25, 30]
+    assert keys.index("run_start") < keys.index("block_start") < keys.index("run_stop")
+    assert all(r["metadata"]["devices"] == 2 for r in records if r["key"] == "block_stop")
+    assert "eval_accuracy" in keys and keys[-1] == "run_stop"
+    assert glob.glob(os.path.join(folder, "tensorboard", "devices_2", "events.out.tfevents.*"))
     for rank in result["ranks"]:
         assert rank["status"] == "ok" and rank["exit_code"] == 0
         assert os.path.exists(os.path.join(folder, rank["log"]))
@@ -153,7 +161,7 @@ def test_sigint_to_the_parent_is_interrupted(tmp_path, tiny_case):
 
 
 def test_two_hosts_on_loopback(tmp_path, tiny_case):
-    from harness.launch import free_ports
+    from harness.run.launch import free_ports
 
     tiny_case.update(devices=[2], train={"steps": 20, "warmup_steps": 5, "log_every": 5})
     path = write_case(tmp_path, tiny_case)
@@ -176,7 +184,7 @@ def test_two_hosts_on_loopback(tmp_path, tiny_case):
 
 
 def test_rank_table_from_hccn_tool_and_hccn_conf(tmp_path, monkeypatch):
-    from harness.ranktable import rank_table
+    from harness.devices.ranktable import rank_table
 
     tool = tmp_path / "bin" / "hccn_tool"
     tool.parent.mkdir()
@@ -198,8 +206,8 @@ def test_rank_table_from_hccn_tool_and_hccn_conf(tmp_path, monkeypatch):
 
 
 def test_rank_table_without_any_source_is_a_clear_error(tmp_path, monkeypatch):
+    from harness.devices.ranktable import rank_table
     from harness.errors import BenchError
-    from harness.ranktable import rank_table
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BenchError, match="device 5: no device IP from hccn_tool or"):
@@ -207,9 +215,12 @@ def test_rank_table_without_any_source_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_npu_workers_get_the_ascend_environment(tmp_path, monkeypatch, tiny):
-    from harness.case import load_cases
-    from harness.launch import ProcessLauncher
+    from harness.devices.npu import NpuBackend
     from harness.plugins import load_plugins
+    from harness.run.launch import ProcessLauncher
+    from harness.run.plan import launcher_for, load_cases
+    from harness.run.progress import PlainProgress
+    from harness.run.runner import Job
 
     conf = tmp_path / "hccn.conf"
     conf.write_text("".join(f"address_{i}=192.168.1.{i}\n" for i in range(8)))
@@ -218,9 +229,9 @@ def test_npu_workers_get_the_ascend_environment(tmp_path, monkeypatch, tiny):
     case_path = write_case(tmp_path, {"model": "tiny_mlp", "device": "npu", "devices": [4],
                                       "npu": {"device_ids": [4, 5, 6, 7], "job_id": 77}})
     (case,) = load_cases([case_path], [], plugins)
-    launcher = ProcessLauncher(case, plugins, "npu", str(tmp_path), None, print,
-                               hccn_conf=str(conf))
-    assert launcher.wants(4) and not launcher.wants(1)
+    assert launcher_for(case, "npu", 4) == "process" and launcher_for(case, "npu", 1) == "inline"
+    job = Job(case, plugins, NpuBackend(), {}, PlainProgress(), print)
+    launcher = ProcessLauncher(job, "npu", str(tmp_path), hccn_conf=str(conf))
     envs = launcher._environments(4, [0, 1, 2, 3], str(tmp_path))
     assert [envs[r]["DEVICE_ID"] for r in range(4)] == ["4", "5", "6", "7"]
     assert envs[2]["ASCEND_DEVICE_ID"] == "6" and envs[2]["RANK_ID"] == "2"
@@ -234,7 +245,7 @@ def test_npu_workers_get_the_ascend_environment(tmp_path, monkeypatch, tiny):
 
 def test_slurm_step_of_two_tasks(tmp_path, tiny_case):
     """Two `bench run` processes with the environment srun gives its tasks (on loopback)."""
-    from harness.launch import free_ports
+    from harness.run.launch import free_ports
 
     tiny_case.update(devices=[2], train={"steps": 20, "warmup_steps": 5, "log_every": 5})
     path = write_case(tmp_path, tiny_case)

@@ -18,8 +18,7 @@ from harness.devices.npu_config import (
 from harness.devices.options import PRECISION_MODES
 from harness.errors import BenchError
 from harness.plugins import hookimpl
-from harness.runner import device_options
-from harness.session import plan
+from harness.run.plan import device_options, load
 from harness.testing import write_case
 
 pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
@@ -163,7 +162,7 @@ def test_a_plugin_set_bad_value_is_named_with_its_origin(tmp_path, tiny, tiny_ca
     defaults = {k: v for k, v in tiny_case.items() if k != "name"}
     path = write_case(tmp_path, {"defaults": defaults,
                                  "cases": [{"name": "a"}, {"name": "b", "params": {"hidden": 7}}]})
-    plugins, (first, second) = plan([path], [], plugin_objects=[tiny, AMENDER])
+    plugins, (first, second) = load([path], [], plugin_objects=[tiny, AMENDER])
     assert device_options(first, plugins)["iterations_per_loop"] == 100  # configure_npu ran
     with pytest.raises(BenchError) as err:
         device_options(second, plugins)

@@ -100,7 +100,7 @@ def register_case_formats(registry):
 
 
 def test_a_plugin_adds_a_case_format(tmp_path, tiny):
-    from harness.case import load_cases
+    from harness.run.plan import load_cases
 
     path = tmp_path / "c.json"
     path.write_text('{"model": "tiny_mlp", "batch_size": 4, "train": {"steps": 19}}')

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from harness.session import plan
+from harness.run.plan import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASE_FILES = sorted(glob.glob(os.path.join(ROOT, "cases", "*resnext50*")))
@@ -18,14 +18,14 @@ TINY = ["params.image_size=32", "params.groups=4", "params.width_per_group=2",
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=os.path.basename)
 def test_case_file_validates(path):
-    _, cases = plan([path], [])
+    _, cases = load([path], [])
     assert cases and all(case.model == "resnext50" for case in cases)
 
 
 def test_npu_cases_carry_the_seed_settings():
-    from harness.runner import device_options
+    from harness.run.plan import device_options
 
-    plugins, cases = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml"),
+    plugins, cases = load([os.path.join(ROOT, "cases", "resnext50_8p.yaml"),
                            os.path.join(ROOT, "cases", "resnext50_1p.yaml")], [])
     eight, one = cases
     assert (eight.device, eight.devices, eight.batch_size, eight.train.epochs) == ("npu", (8,), 32,
@@ -43,12 +43,12 @@ def test_npu_cases_carry_the_seed_settings():
 def test_imagenet_cases_without_data_are_bad_input(tmp_path):
     from harness.errors import BenchError
 
-    plugins, (case,) = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
+    plugins, (case,) = load([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
                             [f"data.path={tmp_path / 'absent'}"])
     with pytest.raises(BenchError, match=r"resnext50_8p.yaml: data.path: no such directory"):
         plugins.hook.validate_case(case=case)
     (tmp_path / "train-00000-of-00001").write_bytes(b"")
-    plugins, (case,) = plan([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
+    plugins, (case,) = load([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
                             [f"data.path={tmp_path}"])
     with pytest.raises(BenchError, match=r"data.path: no validation-\*-of-\* files in"):
         plugins.hook.validate_case(case=case)  # eval.at_end needs the validation split

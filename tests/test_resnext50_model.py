@@ -33,20 +33,57 @@ def test_full_size_model_matches_resnext50_32x4d():
     assert len(grouped) == 16 and grouped[0].kernel.shape == (3, 3, 4, 128)
 
 
-def test_grouped_conv_equals_per_group_convolutions():
+@pytest.mark.parametrize("impl", ["native", "split"])
+def test_grouped_conv_equals_per_group_convolutions(impl):
     from harness.tfcompat import tf
-    from plugins.resnext50.model import grouped_conv2d_class
+    from plugins.resnext50.model import grouped_conv2d_class, native_grouped_gradients
 
-    layer = grouped_conv2d_class()(12, 3, strides=2, groups=4)
+    layer = grouped_conv2d_class()(12, 3, strides=2, groups=4, impl=impl)
     x = tf.random.stateless_normal([2, 9, 9, 8], seed=[1, 2])
     y = layer(x)
     kernel = layer.kernel  # [3, 3, 2, 12]: each group maps 2 input to 3 output channels
-    parts = [tf.nn.conv2d(x[..., 2 * g:2 * g + 2], kernel[..., 3 * g:3 * g + 3], 2, "SAME")
-             for g in range(4)]
-    np.testing.assert_allclose(y.numpy(), tf.concat(parts, -1).numpy(), rtol=1e-5, atol=1e-5)
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(layer(x) ** 2)
-    assert tape.gradient(loss, layer.kernel).shape == (3, 3, 2, 12)
+
+    def reference(x, kernel):
+        return tf.concat([tf.nn.conv2d(x[..., 2 * g:2 * g + 2], kernel[..., 3 * g:3 * g + 3], 2,
+                                       "SAME") for g in range(4)], -1)
+
+    np.testing.assert_allclose(y.numpy(), reference(x, kernel).numpy(), rtol=1e-5, atol=1e-5)
+    if impl == "native" and not native_grouped_gradients():
+        pytest.skip("this TensorFlow has no grouped conv gradients on this CPU (oneDNN off); "
+                    "grouped_conv: auto picks split here")
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(layer(x) ** 2)
+        theirs = tf.reduce_sum(reference(x, layer.kernel) ** 2)
+    for wrt in (x, layer.kernel):
+        np.testing.assert_allclose(tape.gradient(ours, wrt).numpy(),
+                                   tape.gradient(theirs, wrt).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_auto_grouped_conv_follows_the_gradient_probe(monkeypatch):
+    from plugins.resnext50 import model
+
+    for works, expected in ((True, "native"), (False, "split")):
+        monkeypatch.setitem(model._NATIVE_GRADIENTS, "ok", works)
+        assert model.resolve_grouped_conv("auto", "cpu") == expected
+        assert model.resolve_grouped_conv("auto", "npu") == "native"
+        assert model.resolve_grouped_conv("split", "gpu") == "split"
+
+
+def test_the_gradient_probe_matches_what_a_grouped_conv_does_here():
+    from harness.tfcompat import tf
+    from plugins.resnext50.model import native_grouped_gradients
+
+    x, kernel = tf.ones([1, 6, 6, 8]), tf.ones([3, 3, 2, 8])
+    try:
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        tape.gradient(y, kernel).numpy()
+        trains = True
+    except tf.errors.InvalidArgumentError:
+        trains = False
+    assert native_grouped_gradients() is trains
 
 
 def test_pointwise_conv_as_matmul_equals_conv2d_with_gradients():

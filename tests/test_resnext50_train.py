@@ -54,7 +54,7 @@ def test_small_config_learns_generated_shapes_through_tfrecords(bench_run, bench
 
 def test_finetune_restores_a_1001_class_checkpoint_into_10_classes(tmp_path):
     from harness.context import RunContext
-    from harness.session import plan
+    from harness.run.plan import load
     from harness.testing import write_case
     from harness.tfcompat import tf
     from plugins.resnext50.model import Architecture, build_resnext
@@ -69,7 +69,7 @@ def test_finetune_restores_a_1001_class_checkpoint_into_10_classes(tmp_path):
     def build(exclude):
         case = small_case(params={**SMALL, "num_classes": 10, "restore_path": prefix,
                                   "restore_exclude": exclude})
-        plugins, (resolved,) = plan([write_case(tmp_path, case)], [])
+        plugins, (resolved,) = load([write_case(tmp_path, case)], [])
         ctx = RunContext(devices=1, batch_size=8, global_batch_size=8, train_steps=12)
         return plugins.hook.build_model(case=resolved, ctx=ctx).model
 

@@ -128,7 +128,7 @@ def test_hooks_are_all_called(bench_run, tiny, tiny_case):
 
 
 def test_current_lr_reads_schedules_and_mirrored_rates():
-    from harness.runner import current_lr
+    from harness.run.train_step import current_lr
     from harness.tfcompat import keras, tf
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

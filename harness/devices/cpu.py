@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from typing import TYPE_CHECKING, Any
 
 from harness.devices.base import DeviceBackend
 from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness.host import cache_dir, cpu_model
+from harness.markers import hookimpl
 from harness.tfcompat import LOGICAL_DEVICES_ENV
 
 if TYPE_CHECKING:
     from harness.case import Case
-
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cache_dir() -> str:
-    root = os.environ.get("BENCH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zoobench")
-    os.makedirs(root, exist_ok=True)
-    return root
 
 
 def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> float:
@@ -128,6 +109,7 @@ class CpuBackend(DeviceBackend):
                 json.dump(cached, fh)
             os.replace(tmp, path)
         return float(cached[key])
+
 
 @hookimpl
 def register_devices(registry: Any) -> None:

@@ -13,7 +13,7 @@ from harness.devices.cpu import multi_worker_strategy
 from harness.devices.options import loss_scale
 from harness.devices.peak_flops import TERA, lookup
 from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case

@@ -10,11 +10,8 @@ TF 2, but ``bench env`` fingerprints such an install and ``bench npu-config`` re
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from harness.devices import ascend
 from harness.devices.base import DeviceBackend
@@ -22,7 +19,7 @@ from harness.devices.npu_config import global_option_values
 from harness.devices.options import FP16_MODES, OPTION_CHECKS, case_key, loss_scale, precision_mode
 from harness.devices.peak_flops import TERA, lookup
 from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -196,50 +193,8 @@ def environment(env: dict[str, Any]) -> None:
         env["npu"] = {k: v for k, v in facts.items() if k not in ENV_KEYS}
 
 
-@click.command(name="npu-config")
-@click.argument("cases", nargs=-1, required=True)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override any case key (dotted), as bench run does. Repeatable.")
-@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
-              help="Load a plugin module (its configure_npu amends the options). Repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def npu_config(cases: tuple[str, ...], overrides: tuple[str, ...],
-               plugin_modules: tuple[str, ...], as_json: bool) -> None:
-    """Print the Ascend settings of CASES: npu_device options (TF 2), the session ConfigProto
-    and NPURunConfig of npu_bridge (TF 1.15 scripts)."""
-    from harness.devices import npu_config as render
-    from harness.runner import device_options
-    from harness.session import plan
-
-    plugins, resolved = plan(list(cases), list(overrides), list(plugin_modules))
-    documents = []
-    for case in resolved:
-        options = device_options(case, plugins)
-        values = global_option_values(options)
-        config = render.session_config(options)
-        kwargs = render.run_config_kwargs(options)
-        if as_json:
-            documents.append({
-                "case": case.name, "source": case.source, "options": options,
-                "global_options": values,
-                "session_config": {"parameter_map": render.parameter_map(options),
-                                   "remapping": "OFF", "memory_optimization": "OFF"},
-                "npu_run_config": {k: ({v.name: v.kwargs} if isinstance(v, render.Call) else v)
-                                   for k, v in kwargs.items()},
-            })
-            continue
-        click.echo(f"# {case.source}: {case.name}\n")
-        click.echo("## TF 2.6.5 + npu_device (what bench run sets)\n")
-        click.echo(render.global_options_source(values) + "\n")
-        click.echo("## TF 1.15 + npu_bridge: session config (sess.run scripts)\n")
-        click.echo(render.session_config_source(config) + "\n")
-        click.echo("## TF 1.15 + npu_bridge: NPURunConfig (Estimator scripts)\n")
-        click.echo(render.run_config_source(kwargs) + "\n")
-    if as_json:
-        click.echo(json.dumps(documents if len(documents) > 1 else documents[0], indent=2,
-                              default=str))
-
-
 @hookimpl
-def register_commands(cli: click.Group) -> None:
-    cli.add_command(npu_config)
+def register_commands(cli: Any) -> None:
+    from harness.devices.npu_config import npu_config_command
+
+    cli.add_command(npu_config_command)

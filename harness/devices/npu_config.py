@@ -1,5 +1,6 @@
 """Device options -> the Ascend adapters' settings: npu_device.global_options() (TF 2), and the
-session ConfigProto / NPURunConfig of npu_bridge (TF 1.15) for users who keep TF 1.15 scripts.
+session ConfigProto / NPURunConfig of npu_bridge (TF 1.15) for users who keep TF 1.15 scripts;
+the ``bench npu-config`` command that prints them.
 
 Key names are the adapters' own (tf_adapter_2.x npu_device/configs/*.py; tf_adapter
 npu_bridge/estimator/npu/npu_estimator.py, which fills the NpuOptimizer parameter_map).
@@ -7,9 +8,12 @@ npu_bridge/estimator/npu/npu_estimator.py, which fills the NpuOptimizer paramete
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
+
+import click
 
 from harness.devices.options import precision_mode, profiling_json
 
@@ -181,3 +185,45 @@ def global_options_source(values: Mapping[str, Any]) -> str:
     lines += [f"options.{key} = {value!r}" for key, value in values.items()]
     lines.append("npu_device.open().as_default()")
     return "\n".join(lines)
+
+
+@click.command(name="npu-config")
+@click.argument("cases", nargs=-1, required=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any case key (dotted), as bench run does. Repeatable.")
+@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+              help="Load a plugin module (its configure_npu amends the options). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def npu_config_command(cases: tuple[str, ...], overrides: tuple[str, ...],
+               plugin_modules: tuple[str, ...], as_json: bool) -> None:
+    """Print the Ascend settings of CASES: npu_device options (TF 2), the session ConfigProto
+    and NPURunConfig of npu_bridge (TF 1.15 scripts)."""
+    from harness.run.plan import device_options, load
+
+    plugins, resolved = load(list(cases), list(overrides), list(plugin_modules))
+    documents = []
+    for case in resolved:
+        options = device_options(case, plugins)
+        values = global_option_values(options)
+        config = session_config(options)
+        kwargs = run_config_kwargs(options)
+        if as_json:
+            documents.append({
+                "case": case.name, "source": case.source, "options": options,
+                "global_options": values,
+                "session_config": {"parameter_map": parameter_map(options),
+                                   "remapping": "OFF", "memory_optimization": "OFF"},
+                "npu_run_config": {k: ({v.name: v.kwargs} if isinstance(v, Call) else v)
+                                   for k, v in kwargs.items()},
+            })
+            continue
+        click.echo(f"# {case.source}: {case.name}\n")
+        click.echo("## TF 2.6.5 + npu_device (what bench run sets)\n")
+        click.echo(global_options_source(values) + "\n")
+        click.echo("## TF 1.15 + npu_bridge: session config (sess.run scripts)\n")
+        click.echo(session_config_source(config) + "\n")
+        click.echo("## TF 1.15 + npu_bridge: NPURunConfig (Estimator scripts)\n")
+        click.echo(run_config_source(kwargs) + "\n")
+    if as_json:
+        click.echo(json.dumps(documents if len(documents) > 1 else documents[0], indent=2,
+                              default=str))

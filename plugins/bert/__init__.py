@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from harness.context import ModelSpec
-from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness import BenchError, ModelSpec, hookimpl
 
 if TYPE_CHECKING:
-    from harness.case import Case
-    from harness.context import RunContext
+    from harness import Case, RunContext
 
 __version__ = "0.1.0"
 MODEL = "bert"
@@ -106,6 +103,18 @@ def register_commands(cli: Any) -> None:
     from plugins.bert.commands import add_commands
 
     add_commands(cli)
+
+
+@hookimpl
+def register_log_parsers(registry: Any) -> None:
+    registry.add(MODEL, _parse_log)
+
+
+def _parse_log(paths: list[str]) -> Any:
+    """``bench import-log --model {MODEL}`` (imported only when used)."""
+    from plugins.bert.logs import parse_bert
+
+    return parse_bert(paths)
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.errors import BenchError
+from harness import BenchError
 
 
 def find_checkpoint(path: str) -> str:

@@ -57,7 +57,7 @@ def pretraining(**flags: object) -> None:
 
 
 def add_commands(cli: click.Group) -> None:
-    from harness.datacli import data_group
+    from harness import data_group
 
     group = data_group(cli)
     group.add_command(vocab)

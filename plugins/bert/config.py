@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 
-from harness.errors import BenchError, at
+from harness import BenchError, at
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "swish")
 # Keys of published configs that change nothing here (Chinese BERT's pooler keys etc.).

@@ -12,10 +12,10 @@ import glob
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BenchError
+from harness import BenchError
 
 if TYPE_CHECKING:
-    from harness.context import RunContext
+    from harness import RunContext
 
 FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
 SHUFFLE_BUFFER = 100  # Google run_pretraining's input_fn

@@ -15,7 +15,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from harness.errors import BenchError
+from harness import BenchError
 
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
             "masked_lm_weights", "next_sentence_labels")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from harness.errors import BenchError
+from harness import BenchError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Google BERT's BasicTokenizer + WordpieceTokenizer: clean text, CJK characters split one per

@@ -6,18 +6,18 @@ finetune) in ``recipe``, the input pipelines in ``data``. Nothing here imports T
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
-from harness.context import ModelSpec
-from harness.errors import BenchError
-from harness.plugins import hookimpl
+from harness import BenchError, ModelSpec, hookimpl
 
 if TYPE_CHECKING:
-    from harness.case import Case
-    from harness.context import RunContext
+    from harness import Case, RunContext
 
 __version__ = "1.0.0"
 MODEL = "resnext50"
+log = logging.getLogger("zoobench.resnext50")
 
 # Defaults = the seed's (ModelZoo README, res50_32bs_8p_host config) unless noted.
 PARAMS: dict[str, Any] = {
@@ -27,6 +27,7 @@ PARAMS: dict[str, Any] = {
     "width_per_group": 4,
     "base_width": 64,              # stem channels; stage outputs 4x this ... 32x this
     "blocks": [3, 4, 6, 3],        # ResNeXt-50
+    "grouped_conv": "auto",        # auto | native | split: how grouped 3x3 convs run (README)
     "learning_rate": 0.1,          # learning_rate_maximum
     "learning_rate_end": 1.0e-6,   # learning_rate_end
     "warmup_epochs": 5.0,          # warmup_epochs
@@ -80,6 +81,11 @@ def check_params(case: Case) -> None:
                 "weight_decay", "label_smoothing", "train_examples"):
         if p[key] < 0:
             raise fail(key, f"must be >= 0, got {p[key]}")
+    from plugins.resnext50.model import GROUPED_CONV
+
+    if p["grouped_conv"] not in GROUPED_CONV:
+        raise fail("grouped_conv", f"expected one of {', '.join(GROUPED_CONV)}, "
+                                   f"got {p['grouped_conv']!r}")
     if not 0.0 < p["crop_area_min"] <= 1.0:
         raise fail("crop_area_min", f"expected a fraction in (0, 1], got {p['crop_area_min']}")
     if not 0.0 < p["eval_central_fraction"] <= 1.0:
@@ -151,6 +157,10 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
     from plugins.resnext50 import recipe
 
     arch = layers.Architecture.from_params(case.params)
+    impl = layers.resolve_grouped_conv(arch.grouped_conv, ctx.device_type)
+    if arch.groups > 1 and impl != arch.grouped_conv:
+        log.info("resnext50: grouped_conv auto -> %s on %s", impl, ctx.device_type)
+    arch = dataclasses.replace(arch, grouped_conv=impl)
     net = layers.build_resnext(arch)
     if case.params["restore_path"]:
         recipe.restore_checkpoint(net, case.params["restore_path"],
@@ -197,3 +207,15 @@ def register_commands(cli: Any) -> None:
     from plugins.resnext50.commands import register
 
     register(cli)
+
+
+@hookimpl
+def register_log_parsers(registry: Any) -> None:
+    registry.add(MODEL, _parse_log)
+
+
+def _parse_log(paths: list[str]) -> Any:
+    """``bench import-log --model {MODEL}`` (imported only when used)."""
+    from plugins.resnext50.logs import parse_resnext50
+
+    return parse_resnext50(paths)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from harness.datacli import data_group
+from harness import data_group
 
 
 @click.command(name="images")

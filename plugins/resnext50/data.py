@@ -6,11 +6,10 @@ import glob
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BenchError
+from harness import BenchError
 
 if TYPE_CHECKING:
-    from harness.case import Case
-    from harness.context import RunContext
+    from harness import Case, RunContext
 
 # The seed's normalisation (parse_and_preprocess_image_record, RGB order).
 MEAN_RGB = (121.0, 115.0, 100.0)

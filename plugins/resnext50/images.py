@@ -6,7 +6,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from harness.errors import BenchError
+from harness import BenchError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 LABELS_FILE = "labels.txt"

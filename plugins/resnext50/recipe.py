@@ -6,11 +6,10 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BenchError
+from harness import BenchError
 
 if TYPE_CHECKING:
-    from harness.case import Case
-    from harness.context import RunContext
+    from harness import Case, RunContext
 
 # The seed's NPURunConfig / README: static loss scale 1024 under allow_mix_precision.
 LOSS_SCALE = 1024

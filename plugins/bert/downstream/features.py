@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.errors import BenchError
+from harness import BenchError
 
 if TYPE_CHECKING:
     from plugins.bert.downstream.processors import Question, TaggedSentence, TextExample

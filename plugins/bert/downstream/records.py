@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from harness.context import RunContext
+    from harness import RunContext
     from plugins.bert.downstream.features import Features
 
 VERSION = 1  # bump when the feature layout changes

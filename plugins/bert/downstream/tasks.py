@@ -15,13 +15,12 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BenchError
+from harness import BenchError
 from plugins.bert.downstream import processors
 from plugins.bert.downstream.heads import CLASSIFIER, NER, READING
 
 if TYPE_CHECKING:
-    from harness.case import Case
-    from harness.context import ModelSpec, RunContext
+    from harness import Case, ModelSpec, RunContext
 
 log = logging.getLogger("zoobench.bert")
 
@@ -143,7 +142,7 @@ def tokenizer(case: Case) -> Any:
 
 
 def _cache_folder(case: Case) -> str:
-    from harness.devices.cpu import cache_dir
+    from harness import cache_dir
 
     return case.params["feature_cache"] or os.path.join(cache_dir(), "bert_features")
 
@@ -251,7 +250,7 @@ def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
 
 
 def build_model(case: Case, ctx: RunContext) -> ModelSpec:
-    from harness.context import ModelSpec
+    from harness import ModelSpec
     from plugins.bert import recipe
     from plugins.bert.config import load_config, resolve_path
     from plugins.bert.downstream import heads

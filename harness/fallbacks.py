@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case

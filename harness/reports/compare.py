@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import BenchError
-from harness.report import find_reports, fmt, load_report
+from harness.reports.store import find_reports, load_report
+from harness.reports.summary import fmt
 
 DEFAULT_BY = "environment.cann_version"
 TEST_NAME = "Mann-Whitney U, two-sided, on per-interval samples/s"

@@ -1,78 +1,25 @@
-"""report.json (schema zoobench.report/1): environment capture, run folders, atomic writes."""
+"""report.json (schema zoobench.report/1) on disk: run folders, atomic writes, loading, finding."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import secrets
-import socket
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
-from harness import __version__
 from harness.errors import BenchError
 
 if TYPE_CHECKING:
     from harness.plugins import BenchPlugins
 
 SCHEMA = "zoobench.report/1"
-STATUSES = ("ok", "failed", "timeout", "interrupted", "diverged")
 
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def git_commit(path: str = ".") -> dict[str, Any] | None:
-    """Commit and dirty flag of the git checkout at ``path``, or None outside one."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                                text=True, timeout=5)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=path, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
-def capture_environment(plugins: BenchPlugins, device: dict[str, Any] | None = None,
-                        with_tf: bool = True) -> dict[str, Any]:
-    """The environment fingerprint: software versions, host, CPU, device, git; plugins add to
-    it through the ``environment`` hook (the npu backend adds CANN, driver and tfplugin)."""
-    from harness.devices.cpu import cpu_model
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "tensorflow": None,
-        "keras": None,
-        "harness": __version__,
-        "plugins": plugins.versions(),
-        "device": device or {},
-        "cann_version": None,
-        "driver_version": None,
-        "tfplugin_version": None,
-        "host": socket.gethostname(),
-        "os": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "git": git_commit(),
-    }
-    if with_tf:
-        try:
-            from harness import tfcompat
-
-            env["tensorflow"] = tfcompat.tf.__version__
-            env["keras"] = tfcompat.keras_version()
-        except (ImportError, BenchError) as exc:
-            env["tensorflow"] = f"unavailable ({exc})"
-    plugins.hook.environment(env=env)
-    return env
 
 
 def _slug(text: str) -> str:
@@ -107,14 +54,6 @@ def write_atomic(path: str, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def overall_status(results: list[dict[str, Any]]) -> str:
-    """The worst result status (ok only when every result is ok)."""
-    order = {"interrupted": 5, "timeout": 4, "failed": 3, "diverged": 2, "ok": 0}
-    if not results:
-        return "failed"
-    return max((r["status"] for r in results), key=lambda s: order.get(s, 3))
 
 
 def write_report(folder: str, report: dict[str, Any], plugins: BenchPlugins) -> None:
@@ -164,38 +103,6 @@ def find_reports(paths: list[str]) -> list[str]:
     if not found:
         raise BenchError(f"{', '.join(paths)}: no report.json found")
     return found
-
-
-def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per result, shared by the terminal table and the Markdown report."""
-    rows = []
-    for r in report.get("results", []):
-        tp = r.get("throughput", {})
-        st = r.get("step_time_ms", {})
-        rows.append({
-            "case": report["case"]["name"],
-            "devices": r["devices"],
-            "global_batch": r["global_batch_size"],
-            "samples_per_sec": tp.get("samples_per_sec"),
-            "per_device": tp.get("per_device"),
-            "p5": tp.get("p5"),
-            "p95": tp.get("p95"),
-            "step_ms": st.get("median"),
-            "mfu": r.get("mfu"),
-            "scaling": r.get("scaling_efficiency"),
-            "accuracy": r.get("accuracy") or {},
-            "tta": r.get("time_to_accuracy_s"),
-            "status": r["status"],
-        })
-    return rows
-
-
-def fmt(value: Any, spec: str = ".1f") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return format(value, spec)
-    return str(value)
 
 
 def argv_string() -> str:

@@ -1,4 +1,5 @@
-"""One ``bench run``: plugins and cases in, a report folder per case out."""
+"""One case of ``bench run``: check the device, make the run folder, measure each device count
+with the launcher that count needs, and always leave a report with its status."""
 
 from __future__ import annotations
 
@@ -7,29 +8,25 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.case import load_cases
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
-from harness.events import RunEvents
-from harness.launch import Hosts, ProcessLauncher, SlurmLauncher, slurm_tasks, uses_processes
-from harness.plugins import BenchPlugins, load_plugins
-from harness.report import (
-    SCHEMA,
-    argv_string,
-    capture_environment,
-    new_run_folder,
-    now_iso,
-    overall_status,
-    write_report,
-)
-from harness.runner import Runner, device_options, resolve_device
+from harness.reports.environment import capture_environment
+from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
+from harness.run.events import RunEvents
+from harness.run.launch import InlineLauncher, ProcessLauncher
+from harness.run.plan import INLINE, PROCESS, Hosts, device_options, launcher_for, resolve_device
+from harness.run.result import STOPS_RUN, Result, add_scaling_efficiency, worst_status
+from harness.run.runner import Job
 
 if TYPE_CHECKING:
     from harness.case import Case
-    from harness.progress import PlainProgress
+    from harness.plugins import BenchPlugins
+    from harness.run.progress import PlainProgress
 
 
 @dataclass
 class RunOutcome:
+    """What ``bench run`` did with one case: the report as written and its folder."""
+
     case: Case
     report: dict[str, Any]
     folder: str
@@ -39,30 +36,25 @@ class RunOutcome:
         return EXIT_OK if self.report["status"] == "ok" else EXIT_RUN_FAILED
 
 
-def plan(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
-         plugin_objects: list[object] = (), plugins: BenchPlugins | None = None,
-         ) -> tuple[BenchPlugins, list[Case]]:
-    """Load plugins and validate every case; raises BenchError before anything is written."""
-    if plugins is None:
-        plugins = load_plugins(plugin_modules, plugin_objects)
-    else:
-        for module_path in plugin_modules:
-            plugins.load_module(module_path)
-        for obj in plugin_objects:
-            plugins.add(obj, getattr(obj, "__name__", type(obj).__name__),
-                        getattr(obj, "__version__", "unversioned"), "object")
-    cases = load_cases(list(paths), list(overrides), plugins)
-    return plugins, cases
+@dataclass(frozen=True)
+class Where:
+    """Where the run's device counts go: ``--hosts``, ``--rank-table``, ``--port-base``."""
+
+    hosts: Hosts | None = None
+    rank_table: str | None = None
+    port_base: int = 29500
 
 
 def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress,
             hosts: Hosts | None = None, rank_table: str | None = None,
             port_base: int = 29500) -> RunOutcome:
-    """Prepare the device (errors here are bad input: nothing written), then run and always
-    leave a report with its status."""
+    """Prepare the device (errors here are bad input: nothing written), then run every
+    device count and write the report, whatever happens."""
+    where = Where(hosts, rank_table, port_base)
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
-    inline = [n for n in case.devices if not uses_processes(case, device_name, n, hosts)]
+    launchers = {n: launcher_for(case, device_name, n, hosts) for n in case.devices}
+    inline = [n for n, how in launchers.items() if how == INLINE]
     if inline and not backend_cls.available():
         reason = backend_cls.unavailable_reason() or "see bench list"
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
@@ -77,12 +69,11 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         backend.prepare(case, max(inline), options)
 
     run_id, folder = new_run_folder(out_root, case.name)
-    started = now_iso()
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "run_id": run_id,
         "status": "failed",
-        "started_at": started,
+        "started_at": now_iso(),
         "finished_at": None,
         "command": argv_string(),
         "case": case.to_dict(),
@@ -90,28 +81,28 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         "environment": {},
         "results": [],
     }
-    log_path = os.path.join(folder, "train.log")
-    with open(log_path, "a", encoding="utf-8") as log_file:
+    results: list[Result] = []
+    with open(os.path.join(folder, "train.log"), "a", encoding="utf-8") as log_file:
 
         def log(line: str) -> None:
             log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
             log_file.flush()
             progress.print(line)
 
-        events = RunEvents(log=log)
+        job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log))
         try:
-            events = RunEvents.open(plugins, case, folder, log)
+            job.events = RunEvents.open(plugins, case, folder, log)
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
             report["environment"] = capture_environment(plugins, device=device)
-            if slurm_tasks() > 1 and case.launcher != "inline":
-                launch = SlurmLauncher(case, plugins, device_name, folder, progress, log,
-                                       out_root=out_root, port_base=port_base)
-            else:
-                launch = ProcessLauncher(case, plugins, device_name, folder, progress, log,
-                                         hosts, rank_table)
-            report["results"] = Runner(case, plugins, backend, options, progress, log,
-                                       launch=launch, events=events).run()
-            report["status"] = overall_status(report["results"])
+            for count in case.devices:
+                result = _launcher(job, launchers[count], device_name, folder, out_root,
+                                   where).measure(count)
+                job.events.emit("run_stop", result=result.to_dict())
+                results.append(result)
+                if result.status in STOPS_RUN:
+                    break
+            add_scaling_efficiency(results)
+            report["status"] = worst_status([r.status for r in results]).value
         except KeyboardInterrupt:
             report["status"] = "interrupted"
         except Exception as exc:  # noqa: BLE001 - the report must still be written
@@ -119,13 +110,24 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             report["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             progress.stop()
-            events.close(report["status"])
+            job.events.close(report["status"])
+            report["results"] = [r.to_dict() for r in results]
             report["finished_at"] = now_iso()
             write_report(folder, report, plugins)
-            for result in report["results"]:
-                if result.get("traceback"):
-                    log_file.write(result["traceback"])
+            for result in results:
+                if result.traceback:
+                    log_file.write(result.traceback)
     return RunOutcome(case, report, folder)
+
+
+def _launcher(job: Job, how: str, device: str, folder: str, out_root: str, where: Where) -> Any:
+    if how == INLINE:
+        return InlineLauncher(job)
+    if how == PROCESS:
+        return ProcessLauncher(job, device, folder, where.hosts, where.rank_table)
+    from harness.run.slurm import SlurmLauncher
+
+    return SlurmLauncher(job, device, out_root, where.port_base)
 
 
 def _jsonable(value: Any) -> Any:

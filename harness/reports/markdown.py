@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.plugins import hookimpl
-from harness.report import fmt, summary_rows
-
-_MEASUREMENT_NOTE = (
-    "samples/s = global samples of the measured window / its wall time (warmup excluded); "
-    "p5/p95 over per-interval rates; MFU = samples/s x 3 x forward FLOPs per sample / peak "
-    "FLOP/s; scaling = T_N / (N x T_1)."
-)
+from harness.markers import hookimpl
+from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -45,7 +39,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if errors:
         lines += ["", "## Errors", ""]
         lines += [f"- {devices} device(s): `{error}`" for devices, error in errors]
-    lines += ["", f"_{_MEASUREMENT_NOTE}_", ""]
+    lines += ["", f"_{MEASUREMENT_NOTE}_", ""]
     return "\n".join(lines)
 
 

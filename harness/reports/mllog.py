@@ -10,7 +10,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from harness.plugins import hookimpl
+from harness.markers import hookimpl
 
 if TYPE_CHECKING:
     from harness.case import Case

@@ -8,9 +8,8 @@ import json
 import statistics
 from typing import Any
 
-from harness.plugins import hookimpl
-from harness.report import fmt, summary_rows
-from harness.report_writers import _MEASUREMENT_NOTE as MEASUREMENT_NOTE
+from harness.markers import hookimpl
+from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; margin: 2em auto;
@@ -123,7 +122,7 @@ def _evals_table(report: dict[str, Any]) -> str:
 
 
 def _plots(report: dict[str, Any]) -> str:
-    from harness import plots
+    from harness.reports import plots
 
     results = report.get("results", [])
     label = "{} device(s)".format
@@ -174,7 +173,7 @@ def render_html(report: dict[str, Any]) -> str:
 def render_html_many(reports: list[dict[str, Any]]) -> str:
     """Several reports on one page: a summary table, a scaling chart across reports (same
     model, data source, precision and per-device batch) and each report's own section."""
-    from harness import plots
+    from harness.reports import plots
 
     rows, scaling = [], {}
     for report in reports:
@@ -203,8 +202,8 @@ def render_html_many(reports: list[dict[str, Any]]) -> str:
 
 def render_comparison_html(comparison: dict[str, Any]) -> str:
     """``bench compare --format html``: the verdict table and a bar chart per row."""
-    from harness import plots
-    from harness.compare import cell_lines, row_label
+    from harness.reports import plots
+    from harness.reports.compare import cell_lines, row_label
 
     cols = comparison["columns"]
     rows, charts = [], []

@@ -1,4 +1,4 @@
-"""Measured-window statistics: global throughput, per-interval spread, step time, scaling."""
+"""Measured-window statistics: global throughput, per-interval spread, step time."""
 
 from __future__ import annotations
 
@@ -57,16 +57,3 @@ def summarize(intervals: list[Interval], devices: int) -> dict[str, Any]:
         "step_time_ms": {"median": _pct(step_ms, 50), "p5": _pct(step_ms, 5),
                          "p95": _pct(step_ms, 95)},
     }
-
-
-def add_scaling_efficiency(results: list[dict[str, Any]]) -> None:
-    """T_N / (N * T_1) against the 1-device result of the same report, where there is one."""
-    base = next((r for r in results if r["devices"] == 1 and r["status"] == "ok"
-                 and r["throughput"]["samples_per_sec"]), None)
-    for result in results:
-        rate = result["throughput"]["samples_per_sec"]
-        if base is None or not rate or result["status"] != "ok":
-            result["scaling_efficiency"] = None
-        else:
-            t1 = base["throughput"]["samples_per_sec"]
-            result["scaling_efficiency"] = rate / (result["devices"] * t1)

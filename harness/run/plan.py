@@ -1,0 +1,113 @@
+"""Planning a run before anything is written: plugins and cases loaded, the device resolved,
+its options checked, and for each device count where it runs (inline, worker processes,
+Slurm tasks). Every error here is bad input (exit 2)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.case import apply_overrides, check_unique, parse_override, read_raw_cases, validate
+from harness.errors import BenchError
+from harness.plugins import BenchPlugins, load_plugins
+
+if TYPE_CHECKING:
+    from harness.case import Case
+
+INLINE, PROCESS, SLURM = "inline", "process", "slurm"
+
+
+def load(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
+         plugin_objects: list[object] = (), plugins: BenchPlugins | None = None,
+         ) -> tuple[BenchPlugins, list[Case]]:
+    """Load plugins and validate every case of ``paths``; raises BenchError before anything
+    is written."""
+    if plugins is None:
+        plugins = load_plugins(plugin_modules, plugin_objects)
+    else:
+        for module_path in plugin_modules:
+            plugins.load_module(module_path)
+        for obj in plugin_objects:
+            plugins.add(obj, getattr(obj, "__name__", type(obj).__name__),
+                        getattr(obj, "__version__", "unversioned"), "object")
+    return plugins, load_cases(list(paths), list(overrides), plugins)
+
+
+def load_cases(paths: list[str], overrides: list[str], plugins: BenchPlugins) -> list[Case]:
+    """Read, override and validate every case of ``paths``. The modules a case names in
+    ``plugins:`` are loaded before it is validated, so that their models are known."""
+    parsed = [parse_override(text) for text in overrides]
+    raws = [raw for path in paths for raw in read_raw_cases(path, plugins.case_formats)]
+    for raw in raws:
+        apply_overrides(raw, parsed)
+        for module_path in raw.plugin_modules():
+            plugins.load_module(module_path, source="case file")
+    cases = [validate(raw, plugins.models, plugins.devices) for raw in raws]
+    check_unique(cases)
+    return cases
+
+
+def resolve_device(case: Case, plugins: BenchPlugins) -> str:
+    """``auto`` picks the first available of npu, gpu, cpu."""
+    if case.device != "auto":
+        return case.device
+    for name in ("npu", "gpu", "cpu"):
+        if name in plugins.devices and plugins.devices.get(name).available():
+            return name
+    return "cpu"
+
+
+def device_options(case: Case, plugins: BenchPlugins) -> dict[str, Any]:
+    """The case's ``npu:`` section plus ``precision``, amended by every ``configure_npu``."""
+    from harness.devices.options import check_options
+
+    options: dict[str, Any] = {**dict(case.npu), "precision": case.precision}
+    plugins.hook.configure_npu(case=case, options=options)
+    check_options(case, options)  # bad input: a one-line error before any report folder
+    return options
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """``--hosts h1,h2 --rank R``: this host is ``names[rank]``; ports are base + global rank."""
+
+    names: tuple[str, ...]
+    rank: int
+    port_base: int = 29500
+
+    def local_ranks(self, world: int) -> list[int]:
+        if world % len(self.names):
+            raise BenchError(f"devices: {world} devices do not split evenly over "
+                             f"{len(self.names)} hosts")
+        per_host = world // len(self.names)
+        return list(range(self.rank * per_host, (self.rank + 1) * per_host))
+
+    def addresses(self, world: int) -> list[str]:
+        per_host = world // len(self.names)
+        return [f"{self.names[r // per_host]}:{self.port_base + r}" for r in range(world)]
+
+
+def slurm_tasks() -> int:
+    """Tasks of the Slurm job step this process runs in (0 outside Slurm)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return 0
+    value = os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or "0"
+    return int(value) if value.isdigit() else 0
+
+
+def launcher_for(case: Case, device: str, count: int, hosts: Hosts | None = None) -> str:
+    """Where ``count`` devices run. ``inline`` (in this process) for ``launcher: inline`` and
+    when this process already is one NPU rank of a user's own launch script (RANK_SIZE > 1);
+    else ``slurm`` inside a multi-task Slurm step (this process is one task); ``process``
+    (one worker process per device) for ``launcher: process``, with ``--hosts`` and, under
+    ``auto``, for multi-device NPU runs (the Ascend convention); else ``inline``."""
+    if case.launcher == INLINE:
+        return INLINE
+    if device == "npu" and int(os.environ.get("RANK_SIZE", "0") or 0) > 1:
+        return INLINE
+    if slurm_tasks() > 1:
+        return SLURM
+    if case.launcher == PROCESS or hosts is not None:
+        return PROCESS
+    return PROCESS if device == "npu" and count > 1 else INLINE

@@ -1,0 +1,278 @@
+"""The measured loop of one device count in this process: build through the hooks, warm up,
+time the window, evaluate, set the status. Launchers decide where this runs; nothing here
+starts processes or loops over device counts."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from harness.context import RunContext
+from harness.errors import BenchError
+from harness.run.events import RunEvents
+from harness.run.result import Result, Status
+from harness.run.throughput import Interval
+from harness.run.train_step import current_lr, distribute, make_train_step, weights_digests
+
+if TYPE_CHECKING:
+    from harness.case import Case
+    from harness.devices.base import DeviceBackend
+    from harness.plugins import BenchPlugins
+    from harness.run.progress import PlainProgress
+
+
+class Stop(Exception):
+    """Ends the training loop early with a status (diverged, timeout)."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """This process's place in a multi-process run (one device per process)."""
+
+    rank: int
+    world_size: int
+
+
+@dataclass
+class Job:
+    """Everything measuring a device count needs, built once per case run (or per worker).
+
+    ``options`` are the checked device options (the case's ``npu:`` section plus
+    ``precision`` after every ``configure_npu``); ``backend`` is already prepared for this
+    process; ``worker`` is set when this process is one rank of a multi-process run.
+    ``started`` is when the case run began (``time.monotonic``): ``timeout`` counts from it.
+    """
+
+    case: Case
+    plugins: BenchPlugins
+    backend: DeviceBackend
+    options: dict[str, Any]
+    progress: PlainProgress
+    log: Callable[[str], None]
+    events: RunEvents = field(default_factory=RunEvents)
+    worker: WorkerInfo | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def new_result(case: Case, count: int) -> Result:
+    """The empty result of ``count`` devices of ``case`` (every builder starts here)."""
+    return Result(devices=count, global_batch_size=case.batch_size * count,
+                  data_source=case.data.source, warmup_steps=case.train.warmup_steps)
+
+
+class Runner:
+    """Measures one device count of ``job`` in this process: :meth:`measure`."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def measure(self, count: int) -> Result:
+        """Train and evaluate on ``count`` devices; never raises for a failed run: the
+        result says ``failed`` (with the traceback for train.log), ``diverged``,
+        ``timeout`` or ``interrupted``."""
+        result = new_result(self.job.case, count)
+        intervals: list[Interval] = []
+        start = time.perf_counter()
+        try:
+            self._train(count, result, intervals, start)
+            result.status = Status.OK
+        except Stop as stop:
+            result.status, result.error = stop.status, str(stop)
+        except KeyboardInterrupt:
+            result.status, result.error = Status.INTERRUPTED, "interrupted by signal"
+        except BenchError as exc:
+            result.status, result.error = Status.FAILED, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed run still gets its report
+            result.status = Status.FAILED
+            result.error = f"{type(exc).__name__}: {exc}".strip()
+            result.traceback = traceback.format_exc()
+        finally:
+            from harness import tfcompat
+
+            if tfcompat.is_loaded():
+                tfcompat.set_precision_policy("float32")
+        result.set_intervals(intervals)
+        result.wall_time_s = time.perf_counter() - start
+        result.set_mfu()
+        return result
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _context(self, count: int, strategy: Any, policy: str) -> RunContext:
+        job, case = self.job, self.job.case
+        compute = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(policy, "float32")
+        if job.worker is not None:  # started by our process launcher
+            pipelines, pipeline_id = job.worker.world_size, job.worker.rank
+        else:  # e.g. RANK_SIZE / RANK_ID from the user's own Ascend launch script
+            pipelines, pipeline_id = job.backend.input_pipeline(count)
+        return RunContext(
+            devices=count,
+            batch_size=case.batch_size,
+            global_batch_size=case.batch_size * count,
+            num_input_pipelines=pipelines,
+            input_pipeline_id=pipeline_id,
+            rank=pipeline_id,
+            strategy=strategy,
+            compute_dtype=compute,
+            seed=case.seed,
+            device_type=job.backend.name,
+            options=dict(job.options),
+        )
+
+    def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+        from harness import tfcompat
+        from harness.tfcompat import keras
+
+        job = self.job
+        case, hook, backend = job.case, job.plugins.hook, job.backend
+        workers = job.worker.world_size if job.worker else 1
+        # A multi-worker strategy must exist before other TF work in the process.
+        strategy = backend.strategy(count // workers, workers=workers)
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(case.seed)
+        policy = backend.precision_policy(case, job.options)
+        tfcompat.set_precision_policy(policy)
+        ctx = self._context(count, strategy, policy)
+
+        dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
+        if dataset is None:
+            raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
+        cardinality = int(dataset.cardinality())
+        if cardinality > 0:
+            ctx.steps_per_epoch = cardinality
+            dataset = dataset.repeat()
+        elif cardinality == 0:
+            raise BenchError(f"{case.source}: data: the train dataset is empty")
+        if case.train.steps is not None:
+            total = case.train.steps
+        elif ctx.steps_per_epoch:
+            total = math.ceil(case.train.epochs * ctx.steps_per_epoch)
+        else:
+            raise BenchError(f"{case.source}: train.epochs: the dataset has no known size "
+                             f"(synthetic data?); set train.steps")
+        warmup = case.train.warmup_steps
+        if warmup >= total:
+            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} is not below the "
+                             f"{total} steps of train.epochs")
+        ctx.train_steps = total
+
+        with strategy.scope():
+            spec = hook.build_model(case=case, ctx=ctx)
+            if spec is None:
+                raise BenchError(f"no plugin built model {case.model!r}")
+            spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
+        ctx.model_spec = spec
+        result.flops_per_sample = spec.flops_per_sample
+        step_fn = make_train_step(strategy, spec, ctx.global_batch_size, backend.all_reduce)
+        iterator = iter(distribute(strategy, dataset))
+
+        timeout = case.timeout
+        log_every = case.train.log_every
+        every = case.eval.every_steps
+        global_batch = ctx.global_batch_size
+        job.progress.start(case, count, total)
+        job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
+                        init_seconds=time.perf_counter() - start)
+        step = 0
+        first_loss = None
+        while step < warmup:
+            loss = step_fn(iterator)
+            step += 1
+            if step == 1:
+                first_loss = _finite(float(loss), step)
+        if warmup:
+            _finite(float(loss), step)  # host sync: the window starts after the warmup work
+        tick = time.perf_counter()
+        result.window = {"start_unix": time.time(), "end_unix": None}
+        pending: list = []
+        curve = result.loss["curve"]
+        while step < total:
+            pending.append(step_fn(iterator))
+            step += 1
+            eval_now = bool(every and step % every == 0 and step != total)
+            if step % log_every and step != total and not eval_now:
+                continue
+            losses = [float(value) for value in pending]  # host sync at the interval's end
+            now = time.perf_counter()
+            interval = Interval(step, len(pending), len(pending) * global_batch, now - tick)
+            intervals.append(interval)
+            pending.clear()
+            if first_loss is None:
+                first_loss = losses[0]
+            mean_loss = sum(losses) / len(losses)
+            curve.append([step, mean_loss])
+            result.loss.update(first=first_loss, last=losses[-1])
+            for value in losses:
+                _finite(value, step)
+            epoch = step / ctx.steps_per_epoch if ctx.steps_per_epoch else None
+            result.window["end_unix"] = time.time()
+            record = {"step": step, "total_steps": total, "epoch": epoch,
+                      "steps": interval.steps, "samples": interval.samples,
+                      "seconds": interval.seconds,
+                      "samples_per_sec": interval.samples_per_sec, "loss": losses[-1],
+                      "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
+                      "devices": count}
+            job.progress.update(record)
+            job.events.emit("interval", record=record, interval=interval.to_dict())
+            line = hook.log_interval(case=case, record=record)
+            if line:
+                job.log(line)
+            if timeout is not None and time.monotonic() - job.started > timeout:
+                raise Stop(Status.TIMEOUT, f"run exceeded timeout of {timeout:g} s at step {step}")
+            if eval_now:
+                self._evaluate(ctx, spec, step, result, start)
+            tick = time.perf_counter()  # eval time is outside the measured window
+        job.progress.stop()
+        result.weights_digests = weights_digests(strategy, spec.model)
+        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
+        if case.eval.at_end:
+            self._evaluate(ctx, spec, step, result, start)
+
+    def _peak_flops(self, count: int, dtype: str) -> float | None:
+        """The devices' peak for MFU; a peak that cannot be had leaves MFU empty, it does not
+        fail a finished measurement."""
+        try:
+            return self.job.backend.peak_flops(count, dtype)
+        except (OSError, ValueError, TypeError) as exc:
+            self.job.log(f"peak FLOP/s unavailable ({type(exc).__name__}: {exc}); MFU left empty")
+            return None
+
+    def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: Result,
+                  start: float) -> None:
+        job = self.job
+        case, hook = job.case, job.plugins.hook
+        began = time.perf_counter()
+        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
+        if dataset is None:
+            return
+        if case.eval.steps:
+            dataset = dataset.take(case.eval.steps)
+        metrics = hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
+        if not metrics:
+            return
+        metrics = {str(k): float(v) for k, v in metrics.items()}
+        elapsed = time.perf_counter() - start
+        result.evals.append({"step": step, "elapsed_s": elapsed, **metrics})
+        result.accuracy = metrics
+        job.events.emit("evaluate", step=step, metrics=metrics,
+                        seconds=time.perf_counter() - began)
+        job.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        target = dict(case.eval.target)
+        if target:
+            met = all(metrics.get(k, -math.inf) >= v for k, v in target.items())
+            if met and result.time_to_accuracy_s is None:
+                result.time_to_accuracy_s = elapsed
+            result.target_met = bool(met or result.time_to_accuracy_s is not None)
+
+
+def _finite(value: float, step: int) -> float:
+    if not math.isfinite(value):
+        raise Stop(Status.DIVERGED, f"loss is {value} at step {step}")
+    return value
