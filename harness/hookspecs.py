@@ -190,7 +190,9 @@ def run_event_sink(case: Case, folder: str) -> Any | None:
 
     - ``run_start(case, ctx, total_steps, init_seconds)``: the model and data are built and
       training (warmup first) starts; ``ctx`` is the :class:`harness.context.RunContext`,
-      ``init_seconds`` how long building took.
+      ``init_seconds`` how long building took. For a count run as worker processes the sink
+      lives in the launching process and receives rank 0's events as they arrive: ``ctx``
+      then holds the plain fields only (``strategy`` and ``model_spec`` are None).
     - ``interval(record, interval)``: every ``train.log_every`` steps; ``record`` is what
       ``log_interval`` receives, ``interval`` the measured
       ``{step, steps, samples, seconds, samples_per_sec}``.
