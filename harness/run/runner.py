@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
 from harness.errors import BenchError
+from harness.run.engine import EagerEngine
 from harness.run.events import RunEvents
 from harness.run.result import Result, Status
 from harness.run.throughput import Interval
-from harness.run.train_step import current_lr, distribute, make_train_step, weights_digests
+from harness.run.train_step import current_lr
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -170,8 +171,7 @@ class Runner:
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
-        step_fn = make_train_step(strategy, spec, ctx.global_batch_size, backend.all_reduce)
-        iterator = iter(distribute(strategy, dataset))
+        engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, backend.all_reduce)
 
         timeout = case.timeout
         log_every = case.train.log_every
@@ -183,25 +183,25 @@ class Runner:
         step = 0
         first_loss = None
         while step < warmup:
-            loss = step_fn(iterator)
+            handle = engine.launch(1)
             step += 1
             if step == 1:
-                first_loss = _finite(float(loss), step)
+                first_loss = _finite(engine.wait([handle])[0], step)
         if warmup:
-            _finite(float(loss), step)  # host sync: the window starts after the warmup work
+            _finite(engine.wait([handle])[-1], step)  # host sync: the window starts after warmup
         tick = time.perf_counter()
         result.window = {"start_unix": time.time(), "end_unix": None}
         pending: list = []
         curve = result.loss["curve"]
         while step < total:
-            pending.append(step_fn(iterator))
+            pending.append(engine.launch(1))
             step += 1
             eval_now = bool(every and step % every == 0 and step != total)
             if step % log_every and step != total and not eval_now:
                 continue
-            losses = [float(value) for value in pending]  # host sync at the interval's end
+            losses = engine.wait(pending)  # host sync at the interval's end
             now = time.perf_counter()
-            interval = Interval(step, len(pending), len(pending) * global_batch, now - tick)
+            interval = Interval(step, len(losses), len(losses) * global_batch, now - tick)
             intervals.append(interval)
             pending.clear()
             if first_loss is None:
@@ -230,7 +230,7 @@ class Runner:
                 self._evaluate(ctx, spec, step, result, start)
             tick = time.perf_counter()  # eval time is outside the measured window
         job.progress.stop()
-        result.weights_digests = weights_digests(strategy, spec.model)
+        result.weights_digests = engine.weights_digests()
         result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
