@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 DEVICE_AUTO = "auto"
 PRECISIONS = ("fp32", "mixed")
 LAUNCHERS = ("inline", "process", "auto")
+DEFAULT_PROBE_STEPS = 20
 
 
 def _plain(value: Any) -> Any:
@@ -160,10 +161,19 @@ class DataSpec:
     source: str = _key("synthetic", _Str())
     path: str | None = _key(None, _Str(nullable=True))
     eval_path: str | None = _key(None, _Str(nullable=True))
+    probe_steps: int | None = _key(None, _Int(minimum=0, nullable=True))
 
     @property
     def synthetic(self) -> bool:
         return self.source == "synthetic"
+
+    @property
+    def probe_batches(self) -> int:
+        """Batches of the input-only pass before training: ``probe_steps``, else 20 for file
+        sources and none for synthetic data (0 turns it off)."""
+        if self.probe_steps is not None:
+            return self.probe_steps
+        return 0 if self.synthetic else DEFAULT_PROBE_STEPS
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,8 @@ class TrainSpec:
     epochs: float | None = _key(None, _Float(positive=True, nullable=True))
     warmup_steps: int = _key(10, _Int(minimum=0))
     log_every: int = _key(10, _Int(minimum=1))
+    checkpoint_every: int | None = _key(None, _Int(minimum=1, nullable=True))
+    checkpoint_data: bool = _key(True, _Bool())
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,20 @@ class EvalSpec:
     every_steps: int | None = _key(None, _Int(minimum=1, nullable=True))
     steps: int | None = _key(None, _Int(minimum=1, nullable=True))
     target: Mapping[str, float] = _key(None, _Mapping(numbers=True), factory=dict)
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    start_step: int | None = _key(None, _Int(minimum=1, nullable=True))
+    steps: int = _key(5, _Int(minimum=1))
+
+    @property
+    def enabled(self) -> bool:
+        return self.start_step is not None
+
+    @property
+    def end_step(self) -> int:
+        return (self.start_step or 0) + self.steps - 1
 
 
 @dataclass(frozen=True)
@@ -198,6 +224,8 @@ class Case:
     params: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
     npu: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
     launcher: str = _key("auto", _Str(choices=LAUNCHERS))
+    repeat: int = _key(1, _Int(minimum=1))
+    profile: ProfileSpec = _section(ProfileSpec)
     plugins: tuple[str, ...] = _key((), _StrList())
     seed: int = _key(0, _Int(minimum=0))
     timeout: float | None = _key(None, _Float(positive=True, nullable=True))
@@ -358,8 +386,17 @@ def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Ca
         raise raw.fail("train.warmup_steps",
                        f"must be below train.steps ({train['steps']}): the measured window "
                        f"would be empty; got {train['warmup_steps']}")
+    profile = values["profile"]
+    if profile["start_step"] is not None and profile["start_step"] <= train["warmup_steps"]:
+        raise raw.fail("profile.start_step",
+                       f"must be after the warmup (train.warmup_steps: "
+                       f"{train['warmup_steps']}); got {profile['start_step']}")
+    if values["repeat"] > 1 and train["checkpoint_every"] is not None:
+        raise raw.fail("repeat", "checkpoints (train.checkpoint_every) belong to one "
+                                 "measurement; use repeat: 1 when saving them")
     values.update(
         name=values["name"] or _default_name(raw),
+        profile=ProfileSpec(**profile),
         device=device,
         data=DataSpec(**values["data"]),
         train=TrainSpec(**train),

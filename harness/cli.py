@@ -73,9 +73,16 @@ def _interrupt(signum: int, frame: Any) -> None:
               help="With --hosts or under srun: worker ports start here.")
 @click.option("--rank-table", type=click.Path(), default=None,
               help="NPU: an HCCL rank table to use instead of generating one (multi-host).")
+@click.option("--repeat", type=click.IntRange(min=1), default=None,
+              help="Independent measurements per device count (the case key repeat).")
+@click.option("--input-only", is_flag=True,
+              help="Time the train input pipeline alone (same batches and prefetch, no model).")
+@click.option("--resume", metavar="RUN_FOLDER", default=None,
+              help="Continue training from the last checkpoints of an earlier run folder.")
 def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
-        hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
+        hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None,
+        repeat: int | None, input_only: bool, resume: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
     from harness.run.plan import Hosts, load
     from harness.run.progress import make_progress
@@ -86,6 +93,8 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         extra.append(f"device={device}")
     if devices:
         extra.append(f"devices=[{devices}]")
+    if repeat:
+        extra.append(f"repeat={repeat}")
     plugins, resolved = load(list(cases), extra, list(plugin_modules), plugins=_plugins())
     cluster = None
     if hosts:
@@ -97,7 +106,8 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     signal.signal(signal.SIGTERM, _interrupt)
     outcomes = []
     for case in resolved:
-        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table, port_base)
+        outcome = execute(case, plugins, out, make_progress(), cluster, rank_table, port_base,
+                          resume=resume, input_only=input_only)
         outcomes.append(outcome)
         if outcome.report["status"] == "interrupted":
             break
@@ -105,6 +115,35 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     for outcome in outcomes:
         click.echo(f"report: {outcome.folder}/report.json ({outcome.report['status']})")
     sys.exit(max(o.exit_code for o in outcomes))
+
+
+@cli.command()
+@click.argument("run_folder")
+@click.argument("case", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the case (e.g. data.eval_path). Repeatable.")
+@click.option("--out", default="reports", show_default=True, help="Folder for the report folder.")
+@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+              help="Load a plugin module by import path. Repeatable.")
+def evaluate(run_folder: str, case: str | None, overrides: tuple[str, ...], out: str,
+             plugin_modules: tuple[str, ...]) -> None:
+    """Evaluate every checkpoint of RUN_FOLDER (with its own case, or CASE); one row each."""
+    from harness.reports.summary import fmt
+    from harness.run.evaluate import evaluate_run
+    from harness.run.progress import PlainProgress
+
+    plugins = _plugins()
+    for module_path in plugin_modules:
+        plugins.load_module(module_path)
+    outcome = evaluate_run(run_folder, case, plugins, out, PlainProgress(), list(overrides))
+    for result in outcome.report["results"]:
+        for row in result.get("checkpoint_evals") or []:
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                if isinstance(v, float) and k not in ("epoch", "elapsed_s"))
+            click.echo(f"{result['devices']} dev  step {row['step']:>8}  epoch "
+                       f"{fmt(row['epoch'], '.2f'):>6}  {metrics}  {row['checkpoint_time']}")
+    click.echo(f"report: {outcome.folder}/report.json ({outcome.report['status']})")
+    sys.exit(outcome.exit_code)
 
 
 @cli.command(name="list")

@@ -47,8 +47,10 @@ def write_case(folder: str | os.PathLike, case: dict[str, Any], name: str = "cas
 
 
 def run_in_process(case: dict[str, Any] | str, out: str, plugins: list[object] = (),
-                   overrides: list[str] = ()) -> Any:
-    """Validate and run one case through the same path as ``bench run``; returns a RunOutcome
+                   overrides: list[str] = (), resume: str | None = None,
+                   input_only: bool = False) -> Any:
+    """Validate and run one case through the same path as ``bench run`` (``resume`` and
+    ``input_only`` as its ``--resume`` and ``--input-only``); returns a RunOutcome
     (``.report``, ``.folder``, ``.exit_code``). Bad input raises BenchError."""
     from harness.run.plan import load
     from harness.run.progress import PlainProgress
@@ -58,7 +60,8 @@ def run_in_process(case: dict[str, Any] | str, out: str, plugins: list[object] =
     loaded, cases = load([path], list(overrides), plugin_objects=list(plugins))
     if len(cases) != 1:
         raise ValueError(f"{path}: expected one case, got {len(cases)}")
-    return execute(cases[0], loaded, os.path.join(out, "reports"), PlainProgress())
+    return execute(cases[0], loaded, os.path.join(out, "reports"), PlainProgress(),
+                   resume=resume, input_only=input_only)
 
 
 def run_cli(*args: str) -> CliResult:
@@ -79,11 +82,13 @@ def run_cli(*args: str) -> CliResult:
 
 @pytest.fixture
 def bench_run(tmp_path: Any) -> Any:
-    """``bench_run(case_dict_or_path, plugins=[...], overrides=[...])`` -> RunOutcome."""
+    """``bench_run(case_dict_or_path, plugins=[...], overrides=[...], resume=None,
+    input_only=False)`` -> RunOutcome."""
 
     def _run(case: dict[str, Any] | str, plugins: list[object] = (),
-             overrides: list[str] = ()) -> Any:
-        return run_in_process(case, str(tmp_path), plugins, overrides)
+             overrides: list[str] = (), resume: str | None = None,
+             input_only: bool = False) -> Any:
+        return run_in_process(case, str(tmp_path), plugins, overrides, resume, input_only)
 
     return _run
 

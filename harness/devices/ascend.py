@@ -140,17 +140,50 @@ def parse_npu_smi(text: str) -> dict[str, Any]:
     return out
 
 
-def npu_smi_info(timeout: float = 10.0) -> dict[str, Any] | None:
-    """``npu-smi info`` parsed, or None when the tool is absent or fails."""
+def parse_npu_smi_memory(text: str) -> dict[str, Any]:
+    """``npu-smi info`` -> ``{"chips": {npu id: (HBM used MB, HBM total MB)}, "processes":
+    {pid: (npu id, process memory MB)}}``. The chip's second row ends in ``used / total`` of
+    HBM (``| 0  | 0000:C1:00.0 | 0  0 / 0  4487 / 65536 |``); the process table has
+    ``| npu chip | pid | name | memory MB |``."""
+    chips: dict[int, tuple[int, int]] = {}
+    processes: dict[int, tuple[int, int]] = {}
+    current: int | None = None
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        words = cells[0].split()
+        if len(words) == 2 and words[0].isdigit() and not words[1].isdigit():
+            current = int(words[0])  # a chip's name row: the next row holds its memory
+            continue
+        if len(words) == 2 and all(w.isdigit() for w in words) and cells[1].isdigit() \
+                and len(cells) >= 4 and cells[3].isdigit():
+            processes[int(cells[1])] = (int(words[0]), int(cells[3]))
+            continue
+        pairs = re.findall(r"(\d+)\s*/\s*(\d+)", cells[-1])
+        if current is not None and len(words) == 1 and words[0].isdigit() and pairs:
+            used, total = pairs[-1]
+            chips[current] = (int(used), int(total))
+            current = None
+    return {"chips": chips, "processes": processes}
+
+
+def npu_smi_text(timeout: float = 10.0) -> str | None:
+    """The text of ``npu-smi info``, or None when the tool is absent or fails."""
     exe = shutil.which("npu-smi")
     if not exe:
         return None
     try:
-        text = subprocess.run([exe, "info"], capture_output=True, text=True, timeout=timeout,
+        return subprocess.run([exe, "info"], capture_output=True, text=True, timeout=timeout,
                               check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return parse_npu_smi(text)
+
+
+def npu_smi_info(timeout: float = 10.0) -> dict[str, Any] | None:
+    """``npu-smi info`` parsed, or None when the tool is absent or fails."""
+    text = npu_smi_text(timeout)
+    return None if text is None else parse_npu_smi(text)
 
 
 def chip_summary(chips: list[dict[str, Any]]) -> str:

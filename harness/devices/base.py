@@ -16,13 +16,20 @@ class DeviceBackend:
     The runner calls, in order: ``available()`` (may the case use it), ``prepare(case,
     max_devices, options)`` once per process before TensorFlow builds anything, then per device
     count ``precision_policy`` / ``strategy`` / ``input_pipeline`` / ``wrap_optimizer``,
-    ``all_reduce`` inside the compiled train step, and ``peak_flops`` for MFU. ``options`` are
+    ``all_reduce`` inside the compiled train step, ``memory_monitor`` around the measured window
+    and ``peak_flops`` for MFU. ``options`` are
     the case's ``npu:`` section plus ``precision`` after every ``configure_npu`` hook, already
     checked by :func:`harness.devices.options.check_options`.
     """
 
     name = "base"
     description = ""
+    # False where every tf.function goes to a device adapter: host-only loops (the input
+    # probe) then run eagerly.
+    compiled_host_loops = True
+    # False where the TF profiler cannot trace the device: ``profile:`` then records the
+    # backend's own profiling options instead of a trace window.
+    trace_profiler = True
 
     @classmethod
     def available(cls) -> bool:
@@ -71,6 +78,17 @@ class DeviceBackend:
 
     def peak_flops(self, count: int, dtype: str) -> float | None:
         """Peak FLOP/s of ``count`` devices at ``dtype``, or None when unknown."""
+        return None
+
+    def memory_monitor(self, count: int) -> Any | None:
+        """What measures the device memory of ``count`` local devices over the measured
+        window, or None when the backend cannot (the report then says null, never a guess).
+
+        The object has ``start()`` (window start), ``sample()`` (called from a thread every
+        ``sample_interval`` seconds when that attribute is > 0) and ``stop()`` returning
+        ``{"device_peak_bytes", "device_total_bytes", "device_source"}``: the largest peak of
+        any one local device, that device's capacity, and how they were measured.
+        """
         return None
 
     def environment(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,48 @@ def peak_dtype(dtype: str, tf32: bool) -> str:
     return "tf32" if dtype == "float32" and tf32 else dtype
 
 
+class GpuMemoryMonitor:
+    """Peak bytes of TensorFlow's GPU allocator (``tf.config.experimental.get_memory_info``,
+    reset at the window start): this process's figure, not nvidia-smi's whole-GPU usage."""
+
+    sample_interval = 0.0
+
+    def __init__(self, count: int) -> None:
+        self.devices = [f"GPU:{i}" for i in range(count)]
+
+    def start(self) -> None:
+        from harness.tfcompat import tf
+
+        for device in self.devices:
+            tf.config.experimental.reset_memory_stats(device)
+
+    def sample(self) -> None:
+        pass
+
+    def stop(self) -> dict[str, Any]:
+        from harness.tfcompat import tf
+
+        peaks = [int(tf.config.experimental.get_memory_info(d)["peak"]) for d in self.devices]
+        index = max(range(len(peaks)), key=peaks.__getitem__) if peaks else 0
+        return {"device_peak_bytes": max(peaks) if peaks else None,
+                "device_total_bytes": gpu_total_bytes(index),
+                "device_source": "tf.config.experimental.get_memory_info peak (this process)"}
+
+
+def gpu_total_bytes(index: int) -> int | None:
+    """Capacity of TensorFlow's GPU ``index`` (nvidia-smi ``memory.total``, through
+    CUDA_VISIBLE_DEVICES when it remaps), or None."""
+    from harness.run.memory import parse_mib
+
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    physical = visible[index] if index < len(visible) else str(index)
+    for gpu in nvidia_smi("index,uuid,memory.total"):
+        if physical in (gpu.get("index"), gpu.get("uuid")):
+            return parse_mib(gpu.get("memory.total", ""))
+    return None
+
+
 class GpuBackend(DeviceBackend):
     name = "gpu"
     description = "CUDA GPUs through tf.config; MirroredStrategy, mixed_float16"
@@ -133,6 +176,9 @@ class GpuBackend(DeviceBackend):
         if scale == "dynamic":
             return tfcompat.loss_scale_optimizer(optimizer, dynamic=True)
         return tfcompat.loss_scale_optimizer(optimizer, dynamic=False, initial_scale=float(scale))
+
+    def memory_monitor(self, count: int) -> GpuMemoryMonitor:
+        return GpuMemoryMonitor(count)
 
     def peak_flops(self, count: int, dtype: str) -> float | None:
         if self.options.get("peak_tflops"):

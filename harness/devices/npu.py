@@ -56,9 +56,59 @@ def effective_dtype(mode: str) -> str:
     return "bfloat16" if "bf16" in mode else "float16"
 
 
+class NpuMemoryMonitor:
+    """Device memory from ``npu-smi info`` sampled every second (the adapter has no memory
+    API): this process's row of the process table where npu-smi lists it, else the chip's
+    HBM-Usage (every process on the chip). ``chip`` is npu-smi's NPU id (the physical id)."""
+
+    sample_interval = 1.0
+
+    def __init__(self, chip: int, read: Any = None) -> None:
+        self.chip = chip
+        self.read = read or ascend.npu_smi_text
+        self.process_mb: int | None = None
+        self.chip_mb: int | None = None
+        self.total_mb: int | None = None
+        self.seen = False
+
+    def start(self) -> None:
+        self.sample()
+
+    def sample(self) -> None:
+        text = self.read()
+        if not text:
+            return
+        info = ascend.parse_npu_smi_memory(text)
+        self.seen = True
+        row = info["processes"].get(os.getpid())
+        if row is not None:
+            self.process_mb = max(self.process_mb or 0, row[1])
+        if self.chip in info["chips"]:
+            used, total = info["chips"][self.chip]
+            self.chip_mb = max(self.chip_mb or 0, used)
+            self.total_mb = total
+
+    def stop(self) -> dict[str, Any]:
+        self.sample()
+        mib = 1024 * 1024
+        total = self.total_mb * mib if self.total_mb else None
+        if self.process_mb is not None:
+            return {"device_peak_bytes": self.process_mb * mib, "device_total_bytes": total,
+                    "device_source": "npu-smi process memory of this pid, sampled every 1 s"}
+        if self.chip_mb is not None:
+            return {"device_peak_bytes": self.chip_mb * mib, "device_total_bytes": total,
+                    "device_source": f"npu-smi HBM-Usage of NPU {self.chip} (whole chip, "
+                                     f"every process), sampled every 1 s"}
+        return {"device_peak_bytes": None, "device_total_bytes": total, "device_source": None}
+
+
 class NpuBackend(DeviceBackend):
     name = "npu"
     description = "Ascend NPU through npu_device (TF 2.6.5 adapter); one device per process"
+    # Every tf.function goes through the adapter: host-only loops (the input probe) stay
+    # eager, and the TF profiler gives way to the adapter's own profiling (npu.profiling).
+    compiled_host_loops = False
+    trace_profiler = False
 
     def __init__(self) -> None:
         self.options: dict[str, Any] = {}
@@ -168,6 +218,13 @@ class NpuBackend(DeviceBackend):
         if scale == "dynamic":
             return wrapper(optimizer, dynamic=True)
         return wrapper(optimizer, dynamic=False, initial_scale=float(scale))
+
+    def memory_monitor(self, count: int) -> NpuMemoryMonitor | None:
+        if not ascend.npu_smi_text(timeout=5.0):
+            return None
+        physical = os.environ.get("DEVICE_ID", "").strip()
+        chip = int(physical) if physical.isdigit() else int(self.options.get("npu_device_id", 0))
+        return NpuMemoryMonitor(chip)
 
     def peak_flops(self, count: int, dtype: str) -> float | None:
         if self.options.get("peak_tflops"):

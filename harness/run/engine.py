@@ -23,6 +23,11 @@ class EagerEngine:
         self._step = make_train_step(strategy, spec, global_batch_size, all_reduce)
         self._iterator = iter(distribute(strategy, dataset))
 
+    @property
+    def iterator(self) -> Any:
+        """The input iterator the steps read (a checkpoint may save its position)."""
+        return self._iterator
+
     def launch(self, steps: int) -> list[Any]:
         """Start ``steps`` training steps; returns their (device) losses, unsynced."""
         return [self._step(self._iterator) for _ in range(steps)]

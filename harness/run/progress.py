@@ -54,7 +54,8 @@ class RichProgress(PlainProgress):
 
     def update(self, record: dict[str, Any]) -> None:
         if self.task is not None:
-            self.bar.update(self.task, completed=record["step"], loss=f"{record['loss']:.4f}",
+            loss = "-" if record.get("loss") is None else f"{record['loss']:.4f}"
+            self.bar.update(self.task, completed=record["step"], loss=loss,
                             rate=f"{record['samples_per_sec']:.1f}")
 
     def stop(self) -> None:

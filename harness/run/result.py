@@ -6,7 +6,8 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from harness.run.throughput import Interval, summarize
+from harness.run.memory import empty_memory, max_memory
+from harness.run.throughput import Interval, rates_by_repeat, repeat_statistics, summarize
 
 
 class Status(str, enum.Enum):
@@ -76,8 +77,15 @@ class Result:
     time_to_accuracy_s: float | None = None
     target_met: bool | None = None
     wall_time_s: float | None = None
+    memory: dict[str, Any] = field(default_factory=empty_memory)
     status: Status = Status.RUNNING
     error: str | None = None
+    repeats: dict[str, Any] | None = _extra()
+    input_only: bool | None = _extra()
+    input_pipeline: dict[str, Any] | None = _extra()
+    profile: dict[str, Any] | None = _extra()
+    resumed_from: dict[str, Any] | None = _extra()
+    checkpoint_evals: list[dict[str, Any]] | None = _extra()
     window: dict[str, Any] | None = _extra()
     weights_digests: list[str] | None = _extra()
     # a count run as worker processes
@@ -105,8 +113,7 @@ class Result:
         self.step_time_ms = summary["step_time_ms"]
 
     def intervals(self) -> list[Interval]:
-        return [Interval(i["step"], i["steps"], i["samples"], i["seconds"])
-                for i in self.throughput.get("intervals", [])]
+        return [Interval.from_dict(i) for i in self.throughput.get("intervals", [])]
 
     def set_mfu(self) -> None:
         """MFU of an ok result from its own throughput, FLOPs and peak (the one place)."""
@@ -179,7 +186,7 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
     fault if there was one (a failed rank's own status when it recorded one), else the worst
     rank status; a rank without a result is a failure. Loss, accuracy and evaluations are
     rank 0's (every rank holds the same replicated model); MFU is recomputed on the merged
-    throughput.
+    throughput. Memory is each rank's in ``ranks`` and the largest of each figure in the result.
     """
     result = Result(devices=template.devices, global_batch_size=template.global_batch_size,
                     data_source=template.data_source, warmup_steps=template.warmup_steps,
@@ -196,8 +203,12 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
     for i in range(depth):
         row = [items[i] for items in lists]
         merged.append(Interval(row[0]["step"], row[0]["steps"], row[0]["samples"],
-                               max(item["seconds"] for item in row)))
+                               max(item["seconds"] for item in row), row[0].get("repeat")))
     result.set_intervals(merged)
+    if any(i.repeat is not None for i in merged):  # the ranks' slowest time per interval
+        result.repeats = {**repeat_statistics(rates_by_repeat(merged)),
+                          "requested": max((own[r.rank].repeats or {}).get("requested", 1)
+                                           for r in ranks if own[r.rank] is not None)}
 
     status, error = outcome.status, outcome.error
     if status is Status.OK:
@@ -230,7 +241,9 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
                        "curve": [[r["step"], r["mean_loss"]] for r in records]}
     result.weights_digests = [d for r in ranks if own[r.rank] is not None
                               for d in (own[r.rank].weights_digests or [])]
+    result.memory = max_memory([own[r.rank].memory for r in ranks if own[r.rank] is not None])
     result.ranks = [{"rank": r.rank, "status": own[r.rank].status.value if own[r.rank] else None,
-                     "exit_code": r.exit_code, "pid": r.pid, "log": r.log} for r in ranks]
+                     "exit_code": r.exit_code, "pid": r.pid, "log": r.log,
+                     "memory": own[r.rank].memory if own[r.rank] else None} for r in ranks]
     result.set_mfu()
     return result

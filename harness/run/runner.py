@@ -1,10 +1,12 @@
 """The measured loop of one device count in this process: build through the hooks, warm up,
 time the window, evaluate, set the status. Launchers decide where this runs; nothing here
-starts processes or loops over device counts."""
+starts processes or loops over device counts. Memory, the input probe, checkpoints and the
+profile window are their own modules; the loop calls them at interval ends."""
 
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -12,8 +14,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
 from harness.errors import BenchError
+from harness.run import checkpoints
 from harness.run.engine import EagerEngine
 from harness.run.events import RunEvents
+from harness.run.input_probe import input_bound, input_only_intervals, time_pipeline
+from harness.run.memory import MemorySampler
+from harness.run.profile import ProfileWindow, adapter_profile
 from harness.run.result import Result, Status
 from harness.run.throughput import Interval
 from harness.run.train_step import current_lr
@@ -49,6 +55,9 @@ class Job:
     ``precision`` after every ``configure_npu``); ``backend`` is already prepared for this
     process; ``worker`` is set when this process is one rank of a multi-process run.
     ``started`` is when the case run began (``time.monotonic``): ``timeout`` counts from it.
+    ``folder`` is the run folder (checkpoints and profiles go below it); ``resume`` a run
+    folder whose last checkpoints to continue from; ``input_only`` times the train input
+    pipeline instead of training (``bench run --input-only``).
     """
 
     case: Case
@@ -60,6 +69,9 @@ class Job:
     events: RunEvents = field(default_factory=RunEvents)
     worker: WorkerInfo | None = None
     started: float = field(default_factory=time.monotonic)
+    folder: str = ""
+    resume: str | None = None
+    input_only: bool = False
 
 
 def new_result(case: Case, count: int) -> Result:
@@ -69,16 +81,23 @@ def new_result(case: Case, count: int) -> Result:
 
 
 class Runner:
-    """Measures one device count of ``job`` in this process: :meth:`measure`."""
+    """Measures one device count of ``job`` in this process: :meth:`measure`. ``repeat`` is
+    the index of this measurement among the count's repeats (checkpoints, resume and the
+    profile window belong to the first)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, repeat: int = 0) -> None:
         self.job = job
+        self.repeat = repeat
+        self._memory: MemorySampler | None = None
+        self._profile: ProfileWindow | None = None
+        self._elapsed_offset = 0.0  # a resumed run's time before its checkpoint
 
     def measure(self, count: int) -> Result:
         """Train and evaluate on ``count`` devices; never raises for a failed run: the
         result says ``failed`` (with the traceback for train.log), ``diverged``,
         ``timeout`` or ``interrupted``."""
         result = new_result(self.job.case, count)
+        result.input_only = True if self.job.input_only else None
         intervals: list[Interval] = []
         start = time.perf_counter()
         try:
@@ -97,12 +116,34 @@ class Runner:
         finally:
             from harness import tfcompat
 
+            self._finish_window(result)
             if tfcompat.is_loaded():
                 tfcompat.set_precision_policy("float32")
         result.set_intervals(intervals)
         result.wall_time_s = time.perf_counter() - start
         result.set_mfu()
+        if result.input_pipeline:
+            rate = result.throughput["samples_per_sec"] if result.status is Status.OK else None
+            result.input_pipeline["bound"] = input_bound(rate,
+                                                         result.input_pipeline["samples_per_sec"])
         return result
+
+    def _finish_window(self, result: Result) -> None:
+        """Memory and profile of the window, also when the run stopped inside it."""
+        if self._profile is not None:
+            self._profile.stop()
+            result.profile = self._profile.to_dict()
+            self._profile = None
+        if self._memory is not None:
+            result.memory = self._memory.stop()
+            for error in self._memory.errors:
+                self.job.log(error)
+            self._memory = None
+
+    def _start_window(self, count: int) -> None:
+        workers = self.job.worker.world_size if self.job.worker else 1
+        self._memory = MemorySampler(self.job.backend.memory_monitor(max(1, count // workers)))
+        self._memory.start()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -127,12 +168,14 @@ class Runner:
             options=dict(job.options),
         )
 
-    def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+    def prepare(self, count: int) -> RunContext:
+        """A fresh Keras session with the case's seed and precision, the strategy of
+        ``count`` devices and the context the hooks get."""
         from harness import tfcompat
         from harness.tfcompat import keras
 
         job = self.job
-        case, hook, backend = job.case, job.plugins.hook, job.backend
+        case, backend = job.case, job.backend
         workers = job.worker.world_size if job.worker else 1
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
@@ -140,7 +183,13 @@ class Runner:
         keras.utils.set_random_seed(case.seed)
         policy = backend.precision_policy(case, job.options)
         tfcompat.set_precision_policy(policy)
-        ctx = self._context(count, strategy, policy)
+        return self._context(count, strategy, policy)
+
+    def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+        job = self.job
+        case, hook, backend = job.case, job.plugins.hook, job.backend
+        ctx = self.prepare(count)
+        strategy = ctx.strategy
 
         dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
         if dataset is None:
@@ -163,6 +212,20 @@ class Runner:
             raise BenchError(f"{case.source}: train.warmup_steps: {warmup} is not below the "
                              f"{total} steps of train.epochs")
         ctx.train_steps = total
+        if job.input_only:
+            self._input_only(count, ctx, dataset, total, result, intervals, start)
+            return
+        if case.data.probe_batches:
+            probe = time_pipeline(dataset, case.data.probe_batches, ctx.pipeline_batch_size,
+                                  compiled=getattr(backend, "compiled_host_loops", True))
+            pipelines = ctx.num_input_pipelines
+            result.input_pipeline = {
+                **probe, "per_pipeline_samples_per_sec": probe["samples_per_sec"],
+                "pipelines": pipelines,
+                "samples_per_sec": (probe["samples_per_sec"] or 0.0) * pipelines or None,
+                "bound": None}
+            job.log(f"input pipeline alone: {result.input_pipeline['samples_per_sec'] or 0:.1f} "
+                    f"samples/s over {probe['steps']} batches")
 
         with strategy.scope():
             spec = hook.build_model(case=case, ctx=ctx)
@@ -172,6 +235,7 @@ class Runner:
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
         engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, backend.all_reduce)
+        saver, step = self._checkpoints(count, spec, engine, result, total)
 
         timeout = case.timeout
         log_every = case.train.log_every
@@ -180,15 +244,22 @@ class Runner:
         job.progress.start(case, count, total)
         job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
                         init_seconds=time.perf_counter() - start)
-        step = 0
+        first_step = step  # 0, or the step of the checkpoint resumed from
         first_loss = None
-        while step < warmup:
+        if first_step + warmup >= total:
+            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} warmup steps after "
+                             f"step {first_step} leave nothing to measure of {total} steps")
+        while step < first_step + warmup:
             handle = engine.launch(1)
             step += 1
-            if step == 1:
+            if step == first_step + 1:
                 first_loss = _finite(engine.wait([handle])[0], step)
         if warmup:
             _finite(engine.wait([handle])[-1], step)  # host sync: the window starts after warmup
+        self._profile = self._profile_window(count, step, total, result)
+        boundaries = [b for b in (saver, self._profile) if b is not None]
+        self._start_window(count)
+        self._at_boundaries(step, boundaries)
         tick = time.perf_counter()
         result.window = {"start_unix": time.time(), "end_unix": None}
         pending: list = []
@@ -197,12 +268,14 @@ class Runner:
             pending.append(engine.launch(1))
             step += 1
             eval_now = bool(every and step % every == 0 and step != total)
-            if step % log_every and step != total and not eval_now:
+            sync_now = eval_now or any(b.boundary(step) for b in boundaries)
+            if step % log_every and step != total and not sync_now:
                 continue
             losses = engine.wait(pending)  # host sync at the interval's end
             now = time.perf_counter()
             interval = Interval(step, len(losses), len(losses) * global_batch, now - tick)
-            intervals.append(interval)
+            if self._profile is None or not self._profile.covers(step):
+                intervals.append(interval)  # profiled steps are outside the measured window
             pending.clear()
             if first_loss is None:
                 first_loss = losses[0]
@@ -228,12 +301,115 @@ class Runner:
                 raise Stop(Status.TIMEOUT, f"run exceeded timeout of {timeout:g} s at step {step}")
             if eval_now:
                 self._evaluate(ctx, spec, step, result, start)
-            tick = time.perf_counter()  # eval time is outside the measured window
+            self._at_boundaries(step, boundaries, saver, epoch, losses[-1], start, total)
+            tick = time.perf_counter()  # eval and checkpoint time are outside the window
         job.progress.stop()
+        self._finish_window(result)
         result.weights_digests = engine.weights_digests()
         result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
+
+    def _input_only(self, count: int, ctx: RunContext, dataset: Any, total: int, result: Result,
+                    intervals: list[Interval], start: float) -> None:
+        """``--input-only``: the train pipeline's batches pulled and timed as training's
+        steps would be (warmup excluded, intervals at ``log_every``), no model."""
+        job, case = self.job, self.job.case
+        job.progress.start(case, count, total)
+        job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
+                        init_seconds=time.perf_counter() - start)
+        result.window = {"start_unix": None, "end_unix": None}
+
+        def on_interval(interval: Interval) -> None:
+            intervals.append(interval)
+            result.window["end_unix"] = time.time()
+            record = {"step": interval.end_step, "total_steps": total,
+                      "epoch": interval.end_step / ctx.steps_per_epoch if ctx.steps_per_epoch
+                      else None, "steps": interval.steps, "samples": interval.samples,
+                      "seconds": interval.seconds, "samples_per_sec": interval.samples_per_sec,
+                      "loss": None, "mean_loss": None, "lr": None, "devices": count}
+            job.progress.update(record)
+            job.events.emit("interval", record=record, interval=interval.to_dict())
+            job.log(f"input step {interval.end_step:>6}/{total}  samples/s "
+                    f"{interval.samples_per_sec:9.1f}")
+            if case.timeout is not None and time.monotonic() - job.started > case.timeout:
+                raise Stop(Status.TIMEOUT, f"run exceeded timeout of {case.timeout:g} s at "
+                                           f"step {interval.end_step}")
+
+        def window_start() -> None:
+            self._start_window(count)
+            result.window["start_unix"] = time.time()
+
+        input_only_intervals(dataset, case.train.warmup_steps, total, case.train.log_every,
+                             ctx.global_batch_size, on_interval, on_start=window_start,
+                             compiled=getattr(job.backend, "compiled_host_loops", True))
+        job.progress.stop()
+        self._finish_window(result)
+
+    def _checkpoints(self, count: int, spec: Any, engine: Any, result: Result,
+                     total: int) -> tuple[checkpoints.CheckpointSaver | None, int]:
+        """The saver of this count (when the case saves or resumes) and the step to start
+        from: the resumed checkpoint's, else 0."""
+        job, case = self.job, self.job.case
+        if self.repeat or not (case.train.checkpoint_every or job.resume):
+            return None, 0
+        rank = job.worker.rank if job.worker else 0
+        one_pipeline = (job.worker is None or job.worker.world_size == 1) and \
+            self._context_pipelines() == 1
+        iterator = getattr(engine, "iterator", None) if case.train.checkpoint_data and \
+            one_pipeline else None
+        saver = checkpoints.CheckpointSaver(
+            checkpoints.count_folder(job.folder or ".", count), spec.model, spec.optimizer,
+            iterator=iterator, writer=rank == 0, log=job.log, every=case.train.checkpoint_every)
+        if not job.resume:
+            return saver, 0
+        point = checkpoints.resume_point(job.resume, count, total)
+        step = saver.restore(point)
+        result.resumed_from = {"run_folder": job.resume, "checkpoint": point["prefix"],
+                               "step": step, "data_position": bool(point.get("data_position"))
+                               and saver.data, "elapsed_s": point.get("elapsed_s")}
+        self._elapsed_offset = float(point.get("elapsed_s") or 0.0)
+        job.log(f"resumed from {point['prefix']} at step {step}")
+        return (saver if case.train.checkpoint_every else None), step
+
+    def _context_pipelines(self) -> int:
+        if self.job.worker is not None:
+            return self.job.worker.world_size
+        return self.job.backend.input_pipeline(1)[0]
+
+    def _profile_window(self, count: int, step: int, total: int,
+                        result: Result) -> ProfileWindow | None:
+        """The profile window of this count, starting after ``step`` (the warmup's end)."""
+        job, spec = self.job, self.job.case.profile
+        if self.repeat or not spec.enabled:
+            return None
+        if not getattr(job.backend, "trace_profiler", True):
+            result.profile = adapter_profile(job.options, spec.start_step, spec.steps)
+            return None
+        logdir = os.path.join(job.folder or ".", "profile", f"devices_{count}")
+        if job.worker is not None and job.worker.rank:
+            logdir = os.path.join(logdir, f"rank{job.worker.rank}")
+        window = ProfileWindow(spec.start_step, spec.steps, total, logdir, job.folder or ".",
+                               job.log)
+        if spec.start_step <= step and not window.done:
+            window.done = True
+            window.error = (f"profile.start_step {spec.start_step} is not after step {step} "
+                            f"(the warmup after a resumed checkpoint)")
+            job.log(f"profile: {window.error}; no trace")
+        return window
+
+    def _at_boundaries(self, step: int, boundaries: list, saver: Any = None,
+                       epoch: float | None = None, loss: float | None = None,
+                       start: float = 0.0, total: int = 0) -> None:
+        """After the host sync at ``step``: save a due checkpoint, start or stop the profile."""
+        if saver is not None and total and (saver.boundary(step) or step == total):
+            entry = saver.save(step, epoch, self._elapsed_offset + time.perf_counter() - start,
+                               loss, total)
+            if entry is not None:
+                self.job.log(f"checkpoint at step {step}: {entry['path']} "
+                             f"({entry['save_seconds']:.2f} s)")
+        if self._profile is not None:
+            self._profile.at(step)
 
     def _peak_flops(self, count: int, dtype: str) -> float | None:
         """The devices' peak for MFU; a peak that cannot be had leaves MFU empty, it does not
@@ -247,29 +423,37 @@ class Runner:
     def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: Result,
                   start: float) -> None:
         job = self.job
-        case, hook = job.case, job.plugins.hook
         began = time.perf_counter()
-        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
-        if dataset is None:
-            return
-        if case.eval.steps:
-            dataset = dataset.take(case.eval.steps)
-        metrics = hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
+        metrics = self.eval_metrics(ctx, spec)
         if not metrics:
             return
-        metrics = {str(k): float(v) for k, v in metrics.items()}
-        elapsed = time.perf_counter() - start
+        elapsed = self._elapsed_offset + time.perf_counter() - start
         result.evals.append({"step": step, "elapsed_s": elapsed, **metrics})
         result.accuracy = metrics
         job.events.emit("evaluate", step=step, metrics=metrics,
                         seconds=time.perf_counter() - began)
         job.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        target = dict(case.eval.target)
-        if target:
-            met = all(metrics.get(k, -math.inf) >= v for k, v in target.items())
+        if job.case.eval.target:
+            met = target_met(job.case, metrics)
             if met and result.time_to_accuracy_s is None:
                 result.time_to_accuracy_s = elapsed
             result.target_met = bool(met or result.time_to_accuracy_s is not None)
+
+    def eval_metrics(self, ctx: RunContext, spec: Any) -> dict[str, float] | None:
+        """The eval split through the ``evaluate`` hook (cut to ``eval.steps`` batches)."""
+        case, hook = self.job.case, self.job.plugins.hook
+        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
+        if dataset is None:
+            return None
+        if case.eval.steps:
+            dataset = dataset.take(case.eval.steps)
+        metrics = hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
+        return {str(k): float(v) for k, v in metrics.items()} if metrics else None
+
+
+def target_met(case: Case, metrics: dict[str, float]) -> bool:
+    """Every metric of ``eval.target`` holds in ``metrics``."""
+    return all(metrics.get(k, -math.inf) >= v for k, v in case.eval.target.items())
 
 
 def _finite(value: float, step: int) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
 from harness.reports.environment import capture_environment
@@ -47,10 +47,15 @@ class Where:
 
 def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainProgress,
             hosts: Hosts | None = None, rank_table: str | None = None,
-            port_base: int = 29500) -> RunOutcome:
+            port_base: int = 29500, resume: str | None = None,
+            input_only: bool = False) -> RunOutcome:
     """Prepare the device (errors here are bad input: nothing written), then run every
-    device count and write the report, whatever happens."""
+    device count and write the report, whatever happens. ``resume``: a run folder whose
+    last checkpoint of each count the training continues from; ``input_only``: time the
+    train input pipeline alone."""
     where = Where(hosts, rank_table, port_base)
+    if resume is not None:
+        resume = check_resume(case, resume, input_only)
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
     launchers = {n: launcher_for(case, device_name, n, hosts) for n in case.devices}
@@ -81,15 +86,15 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         "environment": {},
         "results": [],
     }
+    if input_only:
+        report["input_only"] = True
+    if resume is not None:
+        report["resumed_from"] = resume
     results: list[Result] = []
     with open(os.path.join(folder, "train.log"), "a", encoding="utf-8") as log_file:
-
-        def log(line: str) -> None:
-            log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-            log_file.flush()
-            progress.print(line)
-
-        job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log))
+        log = file_logger(log_file, progress)
+        job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log),
+                  folder=os.path.abspath(folder), resume=resume, input_only=input_only)
         try:
             job.events = RunEvents.open(plugins, case, folder, log)
             device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
@@ -111,13 +116,54 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         finally:
             progress.stop()
             job.events.close(report["status"])
-            report["results"] = [r.to_dict() for r in results]
-            report["finished_at"] = now_iso()
-            write_report(folder, report, plugins)
-            for result in results:
-                if result.traceback:
-                    log_file.write(result.traceback)
+            finish_report(folder, report, results, plugins, log_file)
     return RunOutcome(case, report, folder)
+
+
+def file_logger(log_file: Any, progress: PlainProgress) -> Callable[[str], None]:
+    """A log function: timestamped lines into the run's log file, and to the console."""
+
+    def log(line: str) -> None:
+        log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        log_file.flush()
+        progress.print(line)
+
+    return log
+
+
+def finish_report(folder: str, report: dict[str, Any], results: list[Result],
+                  plugins: BenchPlugins, log_file: Any) -> None:
+    """The results into the report, the report written, the tracebacks into the log."""
+    report["results"] = [r.to_dict() for r in results]
+    report["finished_at"] = now_iso()
+    write_report(folder, report, plugins)
+    for result in results:
+        if result.traceback:
+            log_file.write(result.traceback)
+
+
+def check_resume(case: Case, folder: str, input_only: bool) -> str:
+    """``--resume RUN_FOLDER``: a run of the same model and batch with a checkpoint of every
+    device count of ``case`` (bad input otherwise, before anything is written)."""
+    from harness.reports.store import load_report
+    from harness.run.checkpoints import resume_point
+
+    if input_only:
+        raise BenchError("--resume: an --input-only run trains nothing to resume")
+    if case.repeat > 1:
+        raise BenchError(f"{case.source}: repeat: a resumed run is one measurement; "
+                         f"use repeat: 1 with --resume")
+    folder = os.path.abspath(folder)
+    if not os.path.isdir(folder):
+        raise BenchError(f"--resume {folder}: no such run folder")
+    old = load_report(folder)["case"]
+    for key in ("model", "batch_size"):
+        if old.get(key) != getattr(case, key):
+            raise BenchError(f"--resume {folder}: {key} {old.get(key)!r} there, "
+                             f"{getattr(case, key)!r} in {case.source}")
+    for count in case.devices:
+        resume_point(folder, count, case.train.steps)
+    return folder
 
 
 def _launcher(job: Job, how: str, device: str, folder: str, out_root: str, where: Where) -> Any:

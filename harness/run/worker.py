@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
@@ -15,6 +15,8 @@ from harness.reports.store import write_atomic
 from harness.run import plan
 from harness.run.events import JsonlEventSink, RunEvents
 from harness.run.progress import PlainProgress
+from harness.run.repeats import pool
+from harness.run.result import Status
 from harness.run.runner import Job, Runner, WorkerInfo
 
 if TYPE_CHECKING:
@@ -23,8 +25,24 @@ if TYPE_CHECKING:
 
 def measure_count(job: Job, count: int) -> Result:
     """Measure ``count`` devices of ``job`` in this process: the one per-count worker
-    function (inline, each worker process and each Slurm task run exactly this)."""
-    return Runner(job).measure(count)
+    function (inline, each worker process and each Slurm task run exactly this).
+
+    With ``repeat: N`` that is N independent measurements (each builds its model and input
+    pipeline afresh) pooled into one result; a repeat that does not end ok stops the rest.
+    Only the first repeat's events reach the event sinks (one run per count in
+    events.mllog and TensorBoard); every repeat logs its lines.
+    """
+    requested = job.case.repeat
+    results = []
+    for index in range(requested):
+        this = job
+        if index:
+            job.log(f"repeat {index + 1}/{requested} of {count} device(s)")
+            this = replace(job, events=RunEvents(log=job.log))
+        results.append(Runner(this, repeat=index).measure(count))
+        if results[-1].status is not Status.OK:
+            break
+    return pool(results, requested)
 
 
 @dataclass(frozen=True)
@@ -38,13 +56,18 @@ class WorkerSpec:
     world_size: int
     result: str  # where the worker writes its result (JSON)
     events: str  # where it streams its events (JSON lines)
+    run_folder: str = ""  # the run's folder (checkpoints, profiles)
+    resume: str | None = None  # --resume RUN_FOLDER
+    input_only: bool = False  # --input-only
 
     @classmethod
     def in_folder(cls, folder: str, rank: int, world_size: int, case_file: str,
-                  plugin_modules: list[str], device: str) -> WorkerSpec:
+                  plugin_modules: list[str], device: str, run_folder: str = "",
+                  resume: str | None = None, input_only: bool = False) -> WorkerSpec:
         return cls(case_file, list(plugin_modules), device, rank, world_size,
                    os.path.join(folder, f"rank{rank}.result.json"),
-                   os.path.join(folder, f"rank{rank}.events.jsonl"))
+                   os.path.join(folder, f"rank{rank}.events.jsonl"),
+                   run_folder, resume, input_only)
 
     def write(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
@@ -76,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = Job(case, plugins, backend, options, progress, progress.print,
               events=RunEvents([JsonlEventSink(spec.events)], progress.print),
-              worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size))
+              worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size),
+              folder=spec.run_folder, resume=spec.resume, input_only=spec.input_only)
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
     write_atomic(spec.result, json.dumps(result.to_dict(), default=str))
