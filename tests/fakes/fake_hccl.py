@@ -147,6 +147,12 @@ def mirror_reduce(value, reduction: str, size: int):
 # --- TensorFlow ops ---------------------------------------------------------------------
 
 
+def _py_op(tf, fn, inputs: list, dtypes: list) -> list:
+    """tf.numpy_function, always as a list (some TF versions unwrap a one-element Tout)."""
+    outs = tf.numpy_function(fn, inputs, dtypes)
+    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
+
 def _chain(tf, outputs: list) -> None:
     """Order this graph's fake collectives by build order (TF 1 graph mode only)."""
     if tf.executing_eagerly() or not outputs:
@@ -182,7 +188,7 @@ def tf_all_reduce(tf, tensor, reduction: str, size: int, rank: int):
         return reduce_values([v[0] for v in exchange("allreduce", tag, [value], size, rank)],
                              reduction)
 
-    (out,) = tf.numpy_function(run, [tensor], [tensor.dtype])
+    (out,) = _py_op(tf, run, [tensor], [tensor.dtype])
     out.set_shape(tensor.shape)
     _chain(tf, [out])
     return out
@@ -200,11 +206,11 @@ def tf_broadcast(tf, tensors: list, root_rank: int, size: int, rank: int) -> lis
     def run(*values):
         return exchange("broadcast", tag, list(values), size, rank)[root_rank]
 
-    outs = tf.numpy_function(run, tensors, [t.dtype for t in tensors])
+    outs = _py_op(tf, run, tensors, [t.dtype for t in tensors])
     for out, t in zip(outs, tensors):
         out.set_shape(t.shape)
-    _chain(tf, list(outs))
-    return list(outs)
+    _chain(tf, outs)
+    return outs
 
 
 def tf_all_gather(tf, tensor, rank_size: int, size: int, rank: int):
@@ -217,7 +223,7 @@ def tf_all_gather(tf, tensor, rank_size: int, size: int, rank: int):
         return np.concatenate([v[0] for v in exchange("allgather", tag, [value], size, rank)],
                               axis=0)
 
-    (out,) = tf.numpy_function(run, [tensor], [tensor.dtype])
+    (out,) = _py_op(tf, run, [tensor], [tensor.dtype])
     if tensor.shape.ndims:
         dims = tensor.shape.as_list()
         out.set_shape([None if dims[0] is None else dims[0] * size] + dims[1:])
