@@ -8,7 +8,6 @@ TF 2 (2.6.5 included) and Python 3.7+.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 
@@ -270,40 +269,9 @@ def test_loss_scale_optimizer_keeps_keras_checks(load):
         npu.train.optimizer.NpuLossScaleOptimizer(_keras().optimizers.SGD(0.1), dynamic=False)
 
 
-# --- compat: _api/compat, npu_device.py enable_v1, compat_v1/upgrade_tf1_compat_tf2.py -------
-
-COMPAT = r"""
-import json, os, npu_device
-import tensorflow as tf
-npu_device.open().as_default()
-npu_device.compat.enable_v1()
-from npu_device.compat.v1.npu_init import *
-from npu_device.compat.v1 import SessionConfigBuilder
-out = {"eager": tf.executing_eagerly(), "id": os.environ["ASCEND_DEVICE_ID"],
-       "lso": "NPULossScaleOptimizer" in dir(), "run_config": NPURunConfig.__module__}
-builder = SessionConfigBuilder()
-builder.parameter_map["enable_dump"].b = True  # and no dump_path
-x = tf.compat.v1.placeholder(tf.float32, [])
-with tf.compat.v1.Session(config=builder.session_config) as sess:
-    try:
-        sess.run(x * 2, {x: 1.0})
-    except tf.errors.InternalError as exc:
-        out["error"] = exc.message
-out["calls"] = [c[0] for c in npu_device.CALLS]
-print(json.dumps(out))
-"""
-
-
-def test_enable_v1_gives_graph_mode_and_the_tf1_adapter_checks(run_ranks, tmp_path):
-    (result,) = run_ranks(COMPAT, 1, str(tmp_path))  # its own process: v1 mode is for good
-    assert result["eager"] is False and result["id"] == "0"
-    assert result["lso"] is False  # the TF 2 build drops the loss-scale modules
-    assert result["run_config"] == "npu_device.compat.v1.estimator.npu.npu_config"
-    assert result["error"] == "if use dump function, dump_path must be set."
-    assert "enable_v1" in result["calls"]
-
-
-# --- two real processes through FAKE_HCCL_DIR ---------------------------------------------
+# --- two real processes through FAKE_HCCL_DIR; then compat.enable_v1 (it is for good) -------
+# compat: _api/compat, npu_device.py enable_v1, compat_v1/upgrade_tf1_compat_tf2.py; the graph
+# part also runs the npu_bridge fake on TF 2 (test_fakes_npu_bridge has its own on TF 1.15).
 
 TWO_RANKS = r"""
 import json, os, npu_device
@@ -321,17 +289,62 @@ summed, ints = reduce(tf.constant([rank + 1.0, 0.25 * rank]))
 mean = npu_device.distribute.all_reduce(tf.constant([2.0 * rank]))
 mx = npu_device.distribute.all_reduce([tf.constant([rank])], "max")[0]
 again = reduce(tf.constant([1.0, 1.0]))[0]  # the same traced collective, run a second time
-print(json.dumps({"w": w.numpy().tolist(), "sum": summed.numpy().tolist(),
-                  "ints": ints.numpy().tolist(), "mean": mean.numpy().tolist(),
-                  "max": int(mx.numpy()[0]), "again": again.numpy().tolist()}))
+out = {"w": w.numpy().tolist(), "sum": summed.numpy().tolist(), "ints": ints.numpy().tolist(),
+       "mean": mean.numpy().tolist(), "max": int(mx.numpy()[0]), "again": again.numpy().tolist()}
+
+npu_device.compat.enable_v1()
+import npu_device.compat.v1.npu_init as compat
+from npu_device.compat.v1 import SessionConfigBuilder
+import npu_bridge.npu_init as bridge
+v1 = tf.compat.v1
+out.update(eager=tf.executing_eagerly(), device=os.environ["ASCEND_DEVICE_ID"],
+           compat_lso=hasattr(compat, "NPULossScaleOptimizer"),
+           run_config=compat.NPURunConfig.__module__)
+builder = SessionConfigBuilder()
+builder.parameter_map["enable_dump"].b = True  # and no dump_path
+x = v1.placeholder(tf.float32, [])
+with v1.Session(config=builder.session_config) as sess:
+    try:
+        sess.run(x * 2, {x: 1.0})
+    except tf.errors.InternalError as exc:
+        out["dump_error"] = exc.message
+w2 = v1.get_variable("w2", initializer=tf.constant([1.0, 1.0]) * (rank + 1), use_resource=True)
+data = tf.constant([2.0, 4.0]) if rank == 0 else tf.constant([6.0, 0.0])
+opt = compat.NPUDistributedOptimizer(v1.train.GradientDescentOptimizer(0.5))
+train = opt.minimize(tf.reduce_sum(w2 * data))
+bad = v1.placeholder(tf.bool, [])
+lso = bridge.NPULossScaleOptimizer(v1.train.GradientDescentOptimizer(0.5),
+                                   bridge.FixedLossScaleManager(8), is_distributed=True)
+skip = lso.minimize(tf.reduce_sum(tf.where(bad, float("nan"), 1.0) * w2), var_list=[w2])
+hook = compat.NPUBroadcastGlobalVariablesHook(0, rank)
+hook.begin()
+with v1.Session(config=compat.npu_config_proto()) as sess:
+    sess.run(v1.global_variables_initializer())
+    hook.after_create_session(sess, None)
+    out["w2_start"] = sess.run(w2).tolist()
+    sess.run(train)
+    out["w2_trained"] = sess.run(w2).tolist()
+    sess.run(skip, {bad: rank == 1})
+    out["w2_after_overflow"] = sess.run(w2).tolist()
+out["calls"] = sorted({c[0] for c in npu_device.CALLS})
+print(json.dumps(out))
 """
 
 
 def test_two_processes_all_reduce_and_broadcast_through_files(run_ranks, tmp_path):
     results = run_ranks(TWO_RANKS, 2, str(tmp_path))
-    for result in results:
+    for rank, result in enumerate(results):
         assert result["w"] == [20.0, -1.0]  # rank 1's initial value on both ranks
         assert result["sum"] == [3.0, 0.25] and result["ints"] == [3, 0]
         assert result["mean"] == [1.0] and result["max"] == 1
         assert result["again"] == [2.0, 2.0]
-    assert json.dumps(results[0]) == json.dumps(results[1])
+        # enable_v1: graph mode, ASCEND_DEVICE_ID = the open device, the TF 1 adapter's checks
+        assert result["eager"] is False and result["device"] == str(rank)
+        assert result["compat_lso"] is False  # the TF 2 build drops the loss-scale modules
+        assert result["run_config"] == "npu_device.compat.v1.estimator.npu.npu_config"
+        assert result["dump_error"] == "if use dump function, dump_path must be set."
+        # compat NPUDistributedOptimizer: mean gradient ([2, 4] + [6, 0]) / 2 = [4, 2]
+        assert result["w2_start"] == [1.0, 1.0]  # rank 0's, broadcast by the hook
+        assert result["w2_trained"] == [-1.0, 0.0]
+        assert result["w2_after_overflow"] == [-1.0, 0.0]  # rank 1 overflowed: both skipped
+        assert {"enable_v1", "NPUDistributedOptimizer", "hccl.allreduce"} <= set(result["calls"])

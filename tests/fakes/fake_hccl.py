@@ -41,7 +41,6 @@ REDUCTIONS = ("min", "max", "prod", "sum")
 _lock = threading.Lock()
 _tags = itertools.count()
 _runs: dict = {}
-_last_op: dict = {}
 
 
 def new_tag(kind: str) -> str:
@@ -112,7 +111,8 @@ def exchange(kind: str, tag: str, arrays: list, size: int, rank: int) -> list:
         while not os.path.exists(path):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"fake HCCL: rank {rank} waited {timeout:g}s for rank {peer} "
-                                   f"at {kind} {name} in {folder}")
+                                   f"at {kind} {name} in {folder} (that rank failed, runs other "
+                                   f"collectives, or has every inter-op thread waiting)")
             time.sleep(0.002)
         peer_kind, values = _read(path, arrays)
         shapes = [v.shape for v in values]
@@ -153,21 +153,6 @@ def _py_op(tf, fn, inputs: list, dtypes: list) -> list:
     return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
 
-def _chain(tf, outputs: list) -> None:
-    """Order this graph's fake collectives by build order (TF 1 graph mode only)."""
-    if tf.executing_eagerly() or not outputs:
-        return
-    op = outputs[0].op
-    graph = op.graph
-    if getattr(graph, "building_function", False):
-        return
-    key = (id(graph), id(getattr(op, "_control_flow_context", None)))
-    previous = _last_op.get(key)
-    if previous is not None and previous.graph is graph:
-        op._add_control_input(previous)
-    _last_op[key] = op
-
-
 def check_all_reduce(tf, tensor, reduction: str, op_name: str = "HcomAllReduce") -> None:
     """The attr checks TF applies to HcomAllReduce: ValueError / TypeError as op_def_library."""
     if reduction not in REDUCTIONS:
@@ -190,7 +175,6 @@ def tf_all_reduce(tf, tensor, reduction: str, size: int, rank: int):
 
     (out,) = _py_op(tf, run, [tensor], [tensor.dtype])
     out.set_shape(tensor.shape)
-    _chain(tf, [out])
     return out
 
 
@@ -209,7 +193,6 @@ def tf_broadcast(tf, tensors: list, root_rank: int, size: int, rank: int) -> lis
     outs = _py_op(tf, run, tensors, [t.dtype for t in tensors])
     for out, t in zip(outs, tensors):
         out.set_shape(t.shape)
-    _chain(tf, outs)
     return outs
 
 
@@ -227,5 +210,4 @@ def tf_all_gather(tf, tensor, rank_size: int, size: int, rank: int):
     if tensor.shape.ndims:
         dims = tensor.shape.as_list()
         out.set_shape([None if dims[0] is None else dims[0] * size] + dims[1:])
-    _chain(tf, [out])
     return out

@@ -1,4 +1,5 @@
-"""Loads the shared tests/fakes/fake_hccl.py once per process, wherever this package is."""
+"""Loads the shared tests/fakes/fake_hccl.py once per process, wherever this package is
+(a copy in each fake, so either works alone, e.g. symlinked into a folder of its own)."""
 
 from __future__ import annotations
 

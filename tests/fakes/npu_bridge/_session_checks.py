@@ -25,6 +25,9 @@ Loop sinking: with ``iterations_per_loop`` = N > 1 in the config, running the It
 ``util.set_iteration_per_loop(sess, train_op, N)`` returned makes the device run the step N
 times per ``sess.run``; the fake runs it N times. Assumed (not found in the source): the fake
 refuses an IterationOp built for another N than the config's.
+
+Fake-only: in multi-process runs (FAKE_HCCL_DIR set, RANK_SIZE > 1) sessions get a wide
+inter-op thread pool, so file-based collectives waiting for their peers cannot starve it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ PRECISION_MODES = ["force_fp32", "allow_fp32_to_fp16", "force_fp16", "must_keep_
                    "allow_mix_precision_bf16", "allow_fp32_to_bf16"]
 DUMP_MODES = ("input", "output", "all")
 DUMP_DEBUG_MODES = ("aicore_overflow", "atomic_overflow", "all")
+INTER_OP_THREADS = 256
 
 
 def _value(attr):
@@ -179,14 +183,33 @@ def _state() -> dict:
     base = session_lib.BaseSession
     state = base.__dict__.get("_fake_npu_state")
     if state is None:
-        state = {"sinks": [], "run": base.run, "iteration_ops": weakref.WeakKeyDictionary()}
+        state = {"sinks": [], "run": base.run, "init": base.__init__,
+                 "iteration_ops": weakref.WeakKeyDictionary()}
 
         def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
             return _run(tf, state, self, fetches, feed_dict, options, run_metadata)
 
+        def init(self, target="", graph=None, config=None):
+            state["init"](self, target, graph, _wide_pool(tf, config))
+
         base.run = run
+        base.__init__ = init
         base._fake_npu_state = state
     return state
+
+
+def _wide_pool(tf, config):
+    """Fake-only: with ranks exchanging through files, give sessions INTER_OP_THREADS inter-op
+    threads (a waiting fake collective holds one; see fake_hccl.py). The first session of a
+    process sizes TF's global pool."""
+    size = os.environ.get("RANK_SIZE", "1")
+    if not os.environ.get("FAKE_HCCL_DIR") or not size.isdigit() or int(size) <= 1:
+        return config
+    wide = tf.compat.v1.ConfigProto()
+    if config is not None:
+        wide.CopyFrom(config)
+    wide.inter_op_parallelism_threads = max(wide.inter_op_parallelism_threads, INTER_OP_THREADS)
+    return wide
 
 
 def install(calls: list) -> None:

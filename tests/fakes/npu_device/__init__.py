@@ -8,7 +8,7 @@ Importing it does not import TensorFlow (the real one does); the collectives imp
 
 from __future__ import annotations
 
-from npu_device import configs, options
+from npu_device import compat, configs, distribute, options, train
 from npu_device.npu_device import (
     AIC_METRICS,
     CALLS,
@@ -22,7 +22,6 @@ from npu_device.npu_device import (
     set_device_sat_mode,
     set_npu_loop_size,
 )
-from npu_device import compat, distribute, train  # noqa: E402,I001 - they import the above
 
 __all__ = ["AIC_METRICS", "CALLS", "NpuDeviceHandle", "compat", "configs", "distribute",
            "fake_loop_size", "global_npu_ctx", "global_options", "is_inf_nan_enabled",
