@@ -67,6 +67,29 @@ def _run(config, fetch_fn=lambda: tf.constant(1.0) * 2):
         return sess.run(fetch_fn())
 
 
+def test_the_fake_works_alone_when_only_it_is_importable(tmp_path, monkeypatch):
+    """For "only npu_bridge installed" tests: link the package into a folder of its own."""
+    for var in ENV:
+        monkeypatch.delenv(var, raising=False)
+    site = tmp_path / "site"
+    site.mkdir()
+    os.symlink(os.path.join(FAKES, "npu_bridge"), str(site / "npu_bridge"))
+    monkeypatch.syspath_prepend(str(site))
+    _forget()
+    try:
+        import importlib.util
+
+        import npu_bridge.npu_init as init
+
+        assert importlib.util.find_spec("npu_device") is None
+        with tf.Graph().as_default():
+            out = init.hccl_ops.allreduce(tf.constant([1.0, 2.0]), "sum")  # loads fake_hccl
+            with v1.Session() as sess:
+                assert sess.run(out).tolist() == [1.0, 2.0]
+    finally:
+        _forget()
+
+
 # --- NPURunConfig: estimator/npu/npu_config.py ------------------------------------------------
 
 
