@@ -4,7 +4,7 @@ Real: Ascend/tensorflow tf_adapter/python/npu_bridge/estimator/npu/npu_config.py
 085a7b2e). NPURunConfig subclasses tf.estimator.RunConfig (here: the real one when the installed
 TF has tf.compat.v1.estimator, else a stand-in that keeps the RunConfig arguments). It checks:
 ``iterations_per_loop`` a positive int (TypeError / ValueError); ``mix_compile_mode`` a bool
-(TypeError; ValueError before r1.15) and, when True, ``iterations_per_loop`` 1 (ValueError);
+(TypeError; ValueError up to r1.12) and, when True, ``iterations_per_loop`` 1 (ValueError);
 ``jit_compile`` a str (TypeError); a TF_CONFIG cluster only with a ParameterServerStrategy
 (ValueError); ``dump_config`` a DumpConfig, ``experimental_config`` an ExperimentalConfig,
 ``dynamic_input_config`` a DynamicInputConfig (ValueError); ``horovod_mode`` a bool
