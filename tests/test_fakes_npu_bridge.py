@@ -35,6 +35,9 @@ ENV = ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "JOB_ID", "CM_WORKER_SIZE", "T
 
 
 def _forget() -> None:
+    checks = sys.modules.get("npu_bridge._session_checks")
+    if checks is not None:
+        checks.uninstall()
     for name in [m for m in sys.modules if m.split(".")[0] in ("npu_bridge", "npu_device",
                                                                 "fake_hccl", "fake_ranks")]:
         del sys.modules[name]

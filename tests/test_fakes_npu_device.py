@@ -37,6 +37,9 @@ ENV = ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID
 
 
 def _forget() -> None:
+    checks = sys.modules.get("npu_bridge._session_checks")
+    if checks is not None:
+        checks.uninstall()
     for name in [m for m in sys.modules if m.split(".")[0] in ("npu_device", "npu_bridge",
                                                                 "fake_hccl", "fake_ranks")]:
         del sys.modules[name]

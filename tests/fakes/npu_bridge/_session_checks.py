@@ -238,3 +238,16 @@ def _run(tf, state, session, fetches, feed_dict, options, run_metadata):
         for sink in state["sinks"]:
             sink.append(("loop", loops))
     return original(session, fetches, feed_dict, options, run_metadata)
+
+
+def uninstall() -> None:
+    """Fake-only: give Session.run / __init__ back (the real pass stays for the process; tests
+    that forget the fake can call this so later tests see plain TensorFlow)."""
+    from tensorflow.python.client import session as session_lib
+
+    base = session_lib.BaseSession
+    state = base.__dict__.get("_fake_npu_state")
+    if state is not None:
+        base.run = state["run"]
+        base.__init__ = state["init"]
+        del base._fake_npu_state
