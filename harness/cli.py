@@ -35,20 +35,22 @@ def _print_summary(outcomes: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.reports.summary import fmt, summary_rows
+    from harness.reports.summary import fmt, fmt_input, fmt_memory, fmt_rate, summary_rows
 
     table = Table(title="zoobench results")
     for column in ("case", "devices", "global batch", "samples/s", "per device", "step ms",
-                   "MFU", "scaling", "accuracy", "status", "report"):
+                   "MFU", "scaling", "memory host / device", "input", "accuracy", "status",
+                   "report"):
         table.add_column(column, justify="left" if column in ("case", "accuracy", "status",
                                                               "report") else "right")
     for outcome in outcomes:
         for row in summary_rows(outcome.report):
             acc = " ".join(f"{k}={v:.3f}" for k, v in row["accuracy"].items()) or "-"
             table.add_row(row["case"], str(row["devices"]), str(row["global_batch"]),
-                          fmt(row["samples_per_sec"]), fmt(row["per_device"]),
+                          fmt_rate(row), fmt(row["per_device"]),
                           fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
-                          fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder)
+                          fmt(row["scaling"], ".2f"), fmt_memory(row), fmt_input(row), acc,
+                          row["status"], outcome.folder)
     console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
     console.print(table)
 

@@ -102,3 +102,25 @@ def test_without_a_driver_the_run_says_why(tmp_path, monkeypatch, bench_cli, tin
     result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--plugin", "tiny_model")
     assert result.exit_code == 2
     assert "device: 'gpu' is not available on this machine (no NVIDIA driver" in result.stderr
+
+
+def test_gpu_memory_is_the_allocator_peak_of_the_fullest_device(tmp_path, monkeypatch):
+    # tf.config.experimental.get_memory_info / reset_memory_stats as TF documents them (no
+    # GPU here): {"current": bytes, "peak": bytes} per "GPU:i"
+    from harness.tfcompat import tf
+
+    install_tool(tmp_path, monkeypatch, "nvidia-smi",
+                 "0, GPU-aaa, 81920 MiB\n1, GPU-bbb, 40960 MiB\n2, GPU-ccc, 24576 MiB\n")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1")  # TF's GPU:1 is the 40 GiB card
+    peaks = {"GPU:0": 3 * 2**30, "GPU:1": 5 * 2**30}
+    resets = []
+    monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", resets.append)
+    monkeypatch.setattr(tf.config.experimental, "get_memory_info",
+                        lambda device: {"current": 2**20, "peak": peaks[device]})
+    monitor = GpuBackend().memory_monitor(2)
+    monitor.start()
+    assert resets == ["GPU:0", "GPU:1"]  # the window's peak, not the process lifetime's
+    memory = monitor.stop()
+    assert memory["device_peak_bytes"] == 5 * 2**30
+    assert memory["device_total_bytes"] == 40960 * 2**20
+    assert "this process" in memory["device_source"]

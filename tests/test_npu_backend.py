@@ -243,3 +243,38 @@ def test_only_npu_bridge_says_so(bench_cli, tmp_path, tiny_case, monkeypatch):
     assert result.exit_code == 2
     assert "only npu_bridge, the TF 1.15 adapter, is installed" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_npu_memory_and_profile_through_npu_smi_and_the_adapter(fake_npu, bench_run, tiny,
+                                                                 tiny_case, tmp_path,
+                                                                 monkeypatch):
+    from fake_tools import install_tool
+
+    # this process listed in npu-smi's process table, as on a host without containers
+    text = open(os.path.join(HERE, "data", "ascend", "npu-smi-910B3.txt")).read()
+    install_tool(tmp_path, monkeypatch, "npu-smi", text.replace("181721", str(os.getpid())))
+    tiny_case.update(device="npu", train={"steps": 20, "warmup_steps": 5, "log_every": 5},
+                     profile={"start_step": 8, "steps": 3})
+    outcome = bench_run(tiny_case, plugins=[tiny])
+    result = outcome.report["results"][0]
+    assert result["status"] == "ok", result.get("error")
+    memory = result["memory"]
+    assert memory["device_peak_bytes"] == 3396 * 2**20  # Process memory(MB) of this pid
+    assert memory["device_total_bytes"] == 65536 * 2**20  # NPU 0's HBM
+    assert memory["device_source"].startswith("npu-smi process memory")
+    # profile: the adapter's profiling for the whole run, no TF trace window
+    assert _sets(fake_npu)["profiling_config.enable_profiling"] is True
+    assert result["profile"]["whole_run"] and result["profile"]["tool"].startswith("adapter")
+    assert result["measured_steps"] == 15
+
+
+def test_npu_memory_falls_back_to_the_chips_hbm():
+    from harness.devices.npu import NpuMemoryMonitor
+
+    text = open(os.path.join(HERE, "data", "ascend", "npu-smi-910B3.txt")).read()
+    monitor = NpuMemoryMonitor(chip=1, read=lambda: text)  # our pid is not in the table
+    monitor.start()
+    memory = monitor.stop()
+    assert memory["device_peak_bytes"] == 4483 * 2**20
+    assert "whole chip" in memory["device_source"]
+    assert NpuMemoryMonitor(chip=0, read=lambda: None).stop()["device_peak_bytes"] is None

@@ -150,6 +150,9 @@ class NpuBackend(DeviceBackend):
                              f"environment (launcher: process sets them)")
         import npu_device
 
+        if case.profile.enabled and not options.get("profiling"):
+            # profile: asks for a trace; the adapter profiles the whole process, not a window
+            options["profiling"] = True
         settings = npu_device.global_options()
         for dotted, value in global_option_values(options).items():
             *parents, leaf = dotted.split(".")

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.errors import BenchError
 from harness.reports.store import find_reports, load_report
-from harness.reports.summary import fmt
+from harness.reports.summary import fmt, fmt_bytes
 
 DEFAULT_BY = "environment.cann_version"
 TEST_NAME = "Mann-Whitney U, two-sided, on per-interval samples/s"
@@ -35,6 +35,8 @@ def lookup(report: dict[str, Any], dotted: str, where: str) -> str:
 def _row_key(report: dict[str, Any], result: dict[str, Any]) -> RowKey:
     case = report["case"]
     source = result.get("data_source") or case["data"]["source"]
+    if result.get("input_only"):
+        source += " (input only)"  # the pipeline alone is never compared with training
     return (case["model"], case["name"], source, case["precision"], result["devices"])
 
 
@@ -51,6 +53,7 @@ def _cell(column: str, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, A
             f" ({bad[0]['error']})" if bad[0].get("error") else "")
     elif len(batches) > 1:
         cell["problem"] = f"runs of {column} differ in global batch ({batches})"
+    # every run's intervals, every repeat's within a run: one pool
     intervals = [iv for r in results for iv in r["throughput"].get("intervals") or []]
     seconds = sum(iv["seconds"] for iv in intervals)
     if intervals and seconds > 0:
@@ -62,6 +65,9 @@ def _cell(column: str, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, A
     samples = [iv["samples_per_sec"] for iv in intervals]
     devices = results[0]["devices"]
     mfus = [r["mfu"] for r in results if r.get("mfu") is not None]
+    memory = {key: [r["memory"][key] for r in results
+                    if (r.get("memory") or {}).get(key) is not None]
+              for key in ("host_peak_bytes", "device_peak_bytes")}
     cell.update({
         "samples_per_sec": rate,
         "per_device": rate / devices if rate and devices else None,
@@ -70,6 +76,9 @@ def _cell(column: str, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, A
         "intervals": samples,
         "mfu": float(np.median(mfus)) if mfus else None,
         "accuracy": _median_metrics([r.get("accuracy") or {} for r in results]),
+        "measurements": sum((r.get("repeats") or {}).get("n") or 1 for r in results),
+        "host_peak_bytes": max(memory["host_peak_bytes"], default=None),
+        "device_peak_bytes": max(memory["device_peak_bytes"], default=None),
     })
     return cell
 
@@ -107,6 +116,8 @@ def compare_reports(paths: list[str], by: str = DEFAULT_BY, threshold: float = 5
     grouped: dict[RowKey, dict[str, list[tuple[str, dict]]]] = {}
     for path in find_reports(list(paths)):
         report = load_report(path)
+        if report.get("kind") == "evaluate":
+            continue  # checkpoint evaluations measure no throughput
         column = lookup(report, by, path)
         if column not in columns:
             columns.append(column)
@@ -186,8 +197,13 @@ def cell_lines(cell: dict[str, Any]) -> list[str]:
     if cell.get("runs", 0) == 0 or cell.get("samples_per_sec") is None:
         return [f"- ({cell.get('problem', 'no result')})"]
     runs = f" ({cell['runs']} runs)" if cell["runs"] > 1 else ""
+    if cell.get("measurements", 1) > cell["runs"]:
+        runs = f" ({cell['runs']} run(s), {cell['measurements']} measurements)"
     lines = [f"{fmt(cell['samples_per_sec'])} samples/s{runs}",
              f"{fmt(cell['per_device'])}/device, MFU {fmt(cell['mfu'], '.2%')}"]
+    if cell.get("host_peak_bytes") is not None or cell.get("device_peak_bytes") is not None:
+        lines.append(f"memory {fmt_bytes(cell.get('host_peak_bytes'))} host, "
+                     f"{fmt_bytes(cell.get('device_peak_bytes'))} device")
     if cell.get("accuracy"):
         lines.append(", ".join(f"{k} {v:.4f}" for k, v in cell["accuracy"].items()))
     if "change_pct" in cell:

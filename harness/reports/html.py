@@ -9,7 +9,15 @@ import statistics
 from typing import Any
 
 from harness.markers import hookimpl
-from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
+from harness.reports.summary import (
+    MEASUREMENT_NOTE,
+    detail_tables,
+    fmt,
+    fmt_input,
+    fmt_memory,
+    fmt_rate,
+    summary_rows,
+)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; margin: 2em auto;
@@ -99,13 +107,24 @@ def _facts(report: dict[str, Any]) -> str:
 def _results_table(report: dict[str, Any]) -> str:
     rows = []
     for row in summary_rows(report):
-        rows.append([esc(row["devices"]), esc(row["global_batch"]), esc(fmt(row["samples_per_sec"])),
+        rows.append([esc(row["devices"]), esc(row["global_batch"]), esc(fmt_rate(row)),
                      esc(fmt(row["per_device"])), f"{esc(fmt(row['p5']))}–{esc(fmt(row['p95']))}",
                      esc(fmt(row["step_ms"], ".2f")), esc(fmt(row["mfu"], ".2%")),
-                     esc(fmt(row["scaling"], ".2f")), _accuracy(row["accuracy"]),
-                     esc(fmt(row["tta"])), badge(row["status"])])
+                     esc(fmt(row["scaling"], ".2f")), esc(fmt_memory(row)), esc(fmt_input(row)),
+                     _accuracy(row["accuracy"]), esc(fmt(row["tta"])), badge(row["status"])])
     return table(["devices", "global batch", "samples/s", "per device", "p5–p95", "step ms",
-                  "MFU", "scaling", "accuracy", "TTA s", "status"], rows, left=(8, 10))
+                  "MFU", "scaling", "memory host / device", "input", "accuracy", "TTA s",
+                  "status"], rows, left=(8, 9, 10, 12))
+
+
+def _detail_tables(report: dict[str, Any]) -> str:
+    parts = []
+    for detail in detail_tables(report):
+        parts.append(f"<h3>{esc(detail['title'])}</h3>"
+                     + table(detail["headers"], [[esc(c) for c in row] for row in detail["rows"]]))
+        if detail["note"]:
+            parts.append(f'<p class="note">{esc(detail["note"])}</p>')
+    return "".join(parts)
 
 
 def _evals_table(report: dict[str, Any]) -> str:
@@ -159,7 +178,7 @@ def report_section(report: dict[str, Any], heading: str = "h1") -> str:
     if errors:
         parts.append("<h3>Errors</h3><ul>" + "".join(
             f'<li class="error">{esc(d)}: <code>{esc(e)}</code></li>' for d, e in errors) + "</ul>")
-    parts += [_plots(report), _evals_table(report),
+    parts += [_plots(report), _evals_table(report), _detail_tables(report),
               _json_details("resolved case", case),
               _json_details("environment", report.get("environment")),
               _json_details("device options", report.get("device_options"))]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from harness.markers import hookimpl
-from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
+from harness.reports.summary import (
+    MEASUREMENT_NOTE,
+    detail_tables,
+    fmt,
+    fmt_input,
+    fmt_memory,
+    fmt_rate,
+    summary_rows,
+)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -25,22 +33,34 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- host {env.get('host')}, CPU {env.get('cpu')}",
         "",
         "| devices | global batch | samples/s | per device | p5–p95 | step ms | MFU | scaling "
-        "| accuracy | TTA s | status |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---|",
+        "| memory host / device | input | accuracy | TTA s | status |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---|---|---|---:|---|",
     ]
     for row in summary_rows(report):
         acc = ", ".join(f"{k} {v:.4f}" for k, v in row["accuracy"].items()) or "-"
         lines.append(
-            f"| {row['devices']} | {row['global_batch']} | {fmt(row['samples_per_sec'])} | "
+            f"| {row['devices']} | {row['global_batch']} | {fmt_rate(row)} | "
             f"{fmt(row['per_device'])} | {fmt(row['p5'])}–{fmt(row['p95'])} | "
             f"{fmt(row['step_ms'], '.2f')} | {fmt(row['mfu'], '.2%')} | "
-            f"{fmt(row['scaling'], '.2f')} | {acc} | {fmt(row['tta'])} | {row['status']} |")
+            f"{fmt(row['scaling'], '.2f')} | {fmt_memory(row)} | {fmt_input(row)} | {acc} | "
+            f"{fmt(row['tta'])} | {row['status']} |")
+    for table in detail_tables(report):
+        lines += ["", f"## {table['title']}", "",
+                  "| " + " | ".join(table["headers"]) + " |",
+                  "|" + "---|" * len(table["headers"])]
+        lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in table["rows"]]
+        if table["note"]:
+            lines += ["", f"_{table['note']}_"]
     errors = [(r["devices"], r["error"]) for r in report.get("results", []) if r.get("error")]
     if errors:
         lines += ["", "## Errors", ""]
         lines += [f"- {devices} device(s): `{error}`" for devices, error in errors]
     lines += ["", f"_{MEASUREMENT_NOTE}_", ""]
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 @hookimpl
