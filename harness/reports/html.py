@@ -9,15 +9,8 @@ import statistics
 from typing import Any
 
 from harness.markers import hookimpl
-from harness.reports.summary import (
-    MEASUREMENT_NOTE,
-    detail_tables,
-    fmt,
-    fmt_input,
-    fmt_memory,
-    fmt_rate,
-    summary_rows,
-)
+from harness.reports import summary
+from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; margin: 2em auto;
@@ -107,10 +100,10 @@ def _facts(report: dict[str, Any]) -> str:
 def _results_table(report: dict[str, Any]) -> str:
     rows = []
     for row in summary_rows(report):
-        rows.append([esc(row["devices"]), esc(row["global_batch"]), esc(fmt_rate(row)),
+        rows.append([esc(row["devices"]), esc(row["global_batch"]), esc(summary.fmt_rate(row)),
                      esc(fmt(row["per_device"])), f"{esc(fmt(row['p5']))}–{esc(fmt(row['p95']))}",
                      esc(fmt(row["step_ms"], ".2f")), esc(fmt(row["mfu"], ".2%")),
-                     esc(fmt(row["scaling"], ".2f")), esc(fmt_memory(row)), esc(fmt_input(row)),
+                     esc(fmt(row["scaling"], ".2f")), esc(summary.fmt_memory(row)), esc(summary.fmt_input(row)),
                      _accuracy(row["accuracy"]), esc(fmt(row["tta"])), badge(row["status"])])
     return table(["devices", "global batch", "samples/s", "per device", "p5–p95", "step ms",
                   "MFU", "scaling", "memory host / device", "input", "accuracy", "TTA s",
@@ -119,7 +112,7 @@ def _results_table(report: dict[str, Any]) -> str:
 
 def _detail_tables(report: dict[str, Any]) -> str:
     parts = []
-    for detail in detail_tables(report):
+    for detail in summary.detail_tables(report):
         parts.append(f"<h3>{esc(detail['title'])}</h3>"
                      + table(detail["headers"], [[esc(c) for c in row] for row in detail["rows"]]))
         if detail["note"]:

@@ -5,15 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.markers import hookimpl
-from harness.reports.summary import (
-    MEASUREMENT_NOTE,
-    detail_tables,
-    fmt,
-    fmt_input,
-    fmt_memory,
-    fmt_rate,
-    summary_rows,
-)
+from harness.reports import summary
+from harness.reports.summary import MEASUREMENT_NOTE, fmt, summary_rows
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -39,12 +32,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     for row in summary_rows(report):
         acc = ", ".join(f"{k} {v:.4f}" for k, v in row["accuracy"].items()) or "-"
         lines.append(
-            f"| {row['devices']} | {row['global_batch']} | {fmt_rate(row)} | "
+            f"| {row['devices']} | {row['global_batch']} | {summary.fmt_rate(row)} | "
             f"{fmt(row['per_device'])} | {fmt(row['p5'])}–{fmt(row['p95'])} | "
             f"{fmt(row['step_ms'], '.2f')} | {fmt(row['mfu'], '.2%')} | "
-            f"{fmt(row['scaling'], '.2f')} | {fmt_memory(row)} | {fmt_input(row)} | {acc} | "
+            f"{fmt(row['scaling'], '.2f')} | {summary.fmt_memory(row)} | {summary.fmt_input(row)} | {acc} | "
             f"{fmt(row['tta'])} | {row['status']} |")
-    for table in detail_tables(report):
+    for table in summary.detail_tables(report):
         lines += ["", f"## {table['title']}", "",
                   "| " + " | ".join(table["headers"]) + " |",
                   "|" + "---|" * len(table["headers"])]
