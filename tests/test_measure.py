@@ -298,7 +298,7 @@ def test_a_profile_window_writes_a_trace_outside_the_measured_window(bench_run, 
     traces = glob.glob(os.path.join(outcome.folder, "profile", "devices_1", "plugins", "profile",
                                     "*", "*.xplane.pb"))
     assert traces and os.path.getsize(traces[0]) > 0
-    assert profile["files"] == [os.path.relpath(traces[0], outcome.folder)]
+    assert os.path.relpath(traces[0], outcome.folder) in profile["files"]  # TF 2.6 adds more
     # intervals are cut at the window's edges; the profiled steps 21-24 are not measured
     assert [i["step"] for i in result["throughput"]["intervals"]] == [10, 20, 30, 40]
     assert [i["steps"] for i in result["throughput"]["intervals"]] == [5, 10, 6, 10]
