@@ -136,3 +136,40 @@ def test_a_result_round_trips_through_json_and_omits_unset_extras():
     assert data["status"] == "diverged" and "ranks" not in data and "launcher" not in data
     back = Result.from_dict(data)
     assert back.status is Status.DIVERGED and back.to_dict() == result.to_dict()
+
+
+def test_memory_per_rank_and_the_slowest_input_pipeline():
+    def memory(host):
+        return {"host_peak_bytes": host, "device_peak_bytes": None, "device_total_bytes": None,
+                "host_source": "VmHWM (reset at the window start)", "device_source": None}
+
+    def probe(rate):
+        return {"samples_per_sec": 2 * rate, "per_pipeline_samples_per_sec": rate,
+                "pipelines": 2, "steps": 20, "bound": None}
+
+    ranks = [RankOutcome(0, rank_result(0, [1.0, 1.0], memory=memory(300),
+                                        input_pipeline=probe(400.0))),
+             RankOutcome(1, rank_result(1, [1.0, 1.0], memory=memory(500),
+                                        input_pipeline=probe(70.0)))]
+    merged = merge_ranks(template(), ranks, LaunchOutcome())
+    assert [r["memory"]["host_peak_bytes"] for r in merged.ranks] == [300, 500]
+    assert merged.memory["host_peak_bytes"] == 500
+    assert merged.input_pipeline["samples_per_sec"] == 140.0  # rank 1's 70 x 2 pipelines
+    assert merged.throughput["samples_per_sec"] == GLOBAL_BATCH * 10 / 1.0
+    assert merged.input_pipeline["bound"] is True  # 640 samples/s >= 0.9 x 140
+
+
+def test_repeats_are_recomputed_from_the_merged_intervals():
+    def tagged(rank, seconds):
+        result = Result.from_dict(rank_result(rank, []))
+        result.set_intervals([Interval(10 * (i % 2 + 1), 10, 10 * GLOBAL_BATCH, s, i // 2 + 1)
+                              for i, s in enumerate(seconds)])
+        result.repeats = {"n": 2, "requested": 2}
+        return json.loads(json.dumps(result.to_dict()))
+
+    ranks = [RankOutcome(0, tagged(0, [1.0, 1.0, 2.0, 2.0])),
+             RankOutcome(1, tagged(1, [2.0, 2.0, 1.0, 1.0]))]
+    merged = merge_ranks(template(), ranks, LaunchOutcome())
+    # each interval is the slower rank's: 2 s everywhere
+    assert merged.repeats["samples_per_sec"] == [GLOBAL_BATCH * 10 / 2.0] * 2
+    assert merged.repeats["n"] == 2 and merged.repeats["requested"] == 2

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from harness.run.input_probe import input_bound
 from harness.run.memory import empty_memory, max_memory
 from harness.run.throughput import Interval, rates_by_repeat, repeat_statistics, summarize
 
@@ -234,6 +235,8 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
         result.time_to_accuracy_s, result.target_met = first.time_to_accuracy_s, first.target_met
         result.flops_per_sample, result.peak_flops = first.flops_per_sample, first.peak_flops
         result.wall_time_s = first.wall_time_s
+        result.input_only, result.profile = first.input_only, first.profile
+        result.resumed_from = first.resumed_from
     elif ranks:
         records = [e["record"] for e in ranks[0].intervals]
         result.loss = {"first": records[0]["loss"] if records else None,
@@ -242,8 +245,24 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
     result.weights_digests = [d for r in ranks if own[r.rank] is not None
                               for d in (own[r.rank].weights_digests or [])]
     result.memory = max_memory([own[r.rank].memory for r in ranks if own[r.rank] is not None])
+    result.input_pipeline = _merged_pipeline(result, [own[r.rank].input_pipeline for r in ranks
+                                                      if own[r.rank] is not None])
     result.ranks = [{"rank": r.rank, "status": own[r.rank].status.value if own[r.rank] else None,
                      "exit_code": r.exit_code, "pid": r.pid, "log": r.log,
                      "memory": own[r.rank].memory if own[r.rank] else None} for r in ranks]
     result.set_mfu()
     return result
+
+
+def _merged_pipeline(result: Result, probes: list[dict[str, Any] | None]) -> dict | None:
+    """The ranks' input probes as one: every rank feeds its share of each global batch, so
+    the slowest rank's pipeline rate x the pipelines is what they deliver together."""
+    probes = [p for p in probes if p and p.get("per_pipeline_samples_per_sec")]
+    if not probes:
+        return None
+    slowest = min(p["per_pipeline_samples_per_sec"] for p in probes)
+    merged = {**probes[0], "per_pipeline_samples_per_sec": slowest,
+              "samples_per_sec": slowest * probes[0].get("pipelines", 1)}
+    rate = result.throughput["samples_per_sec"] if result.status is Status.OK else None
+    merged["bound"] = input_bound(rate, merged["samples_per_sec"])
+    return merged
