@@ -25,8 +25,9 @@ def summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             "case": report["case"]["name"],
             "devices": r["devices"],
             "global_batch": r["global_batch_size"],
-            "samples_per_sec": tp.get("samples_per_sec"),
-            "per_device": tp.get("per_device"),
+            # nothing measured (a checkpoint evaluation, a run that failed while building)
+            "samples_per_sec": tp.get("samples_per_sec") if tp.get("intervals") else None,
+            "per_device": tp.get("per_device") if tp.get("intervals") else None,
             "p5": tp.get("p5"),
             "p95": tp.get("p95"),
             "step_ms": st.get("median"),
