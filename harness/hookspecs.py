@@ -186,7 +186,9 @@ def run_event_sink(case: Case, folder: str) -> Any | None:
     Called once per case run, after its report folder exists; the builtin MLLOG
     (``events.mllog``) and TensorBoard sinks answer here. Every plugin may return a sink. The
     runner calls these methods when the sink has them (each is optional), once per device
-    count in this order, all outside the measured window:
+    count in this order, all outside the measured window (with ``repeat: N``, for the first
+    of the N measurements only; with ``--input-only`` the intervals are the pipeline's, with
+    ``loss`` and ``lr`` None):
 
     - ``run_start(case, ctx, total_steps, init_seconds)``: the model and data are built and
       training (warmup first) starts; ``ctx`` is the :class:`harness.context.RunContext`,
