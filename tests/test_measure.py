@@ -354,3 +354,14 @@ def test_bad_resume_folder_is_reported(tmp_path):
 
     with pytest.raises(BenchError, match="no checkpoint of 2 device"):
         resume_point(str(tmp_path), 2)
+
+
+@pytest.mark.core
+def test_boundaries_say_where_the_next_loop_must_end(tmp_path):
+    from harness.run.profile import ProfileWindow
+
+    window = ProfileWindow(21, 4, 100, str(tmp_path), str(tmp_path))
+    assert [window.next_boundary(s) for s in (5, 20, 23, 24)] == [20, 24, 24, None]
+    assert window.covers(21) and window.covers(24) and not window.covers(20)
+    clipped = ProfileWindow(95, 10, 100, str(tmp_path), str(tmp_path))
+    assert clipped.end == 100 and clipped.boundary(100)

@@ -108,6 +108,10 @@ class CheckpointSaver:
         last step)."""
         return bool(self.every) and step % self.every == 0
 
+    def next_boundary(self, step: int) -> int | None:
+        """The first step after ``step`` that ends in a checkpoint (a loop must end there)."""
+        return (step // self.every + 1) * self.every if self.every else None
+
     def save(self, step: int, epoch: float | None, elapsed_s: float, loss: float | None,
              total_steps: int) -> dict[str, Any] | None:
         """Write ``ckpt-<step>`` and its index entry; returns the entry (None off rank 0)."""

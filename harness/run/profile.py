@@ -38,6 +38,11 @@ class ProfileWindow:
         """The interval must end at ``step`` (a host sync) for the window to start or end."""
         return not self.done and step in (self.start - 1, self.end)
 
+    def next_boundary(self, step: int) -> int | None:
+        """The first window edge after ``step`` (a loop must end there), None when done."""
+        edges = [edge for edge in (self.start - 1, self.end) if edge > step]
+        return None if self.done or not edges else min(edges)
+
     def covers(self, end_step: int) -> bool:
         """An interval ending at ``end_step`` (cut at the window's edges) is profiled."""
         return self.start <= end_step <= self.end
