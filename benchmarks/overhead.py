@@ -19,11 +19,12 @@ import time
 
 def bare_samples_per_sec(case, plugins, steps: int, warmup: int) -> float:
     """The simplest honest loop: one tf.function step per call, synced at the ends."""
+    from harness import tfcompat
     from harness.context import RunContext
     from harness.tfcompat import keras, tf
 
     keras.backend.clear_session()
-    keras.utils.set_random_seed(case.seed)
+    tfcompat.set_random_seed(case.seed)
     ctx = RunContext(devices=1, batch_size=case.batch_size, global_batch_size=case.batch_size,
                      train_steps=steps + warmup, seed=case.seed)
     dataset = plugins.hook.build_dataset(case=case, split="train", ctx=ctx)

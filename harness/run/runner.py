@@ -137,7 +137,7 @@ class Runner:
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
         keras.backend.clear_session()
-        keras.utils.set_random_seed(case.seed)
+        tfcompat.set_random_seed(case.seed)
         policy = backend.precision_policy(case, job.options)
         tfcompat.set_precision_policy(policy)
         ctx = self._context(count, strategy, policy)

@@ -97,7 +97,8 @@ def build_model(case, ctx):
     def loss(labels, outputs):
         per_example = xent(labels, outputs)
         if faults:
-            hooked = tf.numpy_function(hook, [per_example], tf.float32, stateful=True)
+            # stateful by default; the stateful= argument is TF >= 2.8's
+            hooked = tf.numpy_function(hook, [per_example], tf.float32)
             # the value comes from the hook (NaN included), the gradient from the real loss
             per_example = per_example + tf.stop_gradient(tf.reshape(hooked, [-1]) - per_example)
         return per_example
