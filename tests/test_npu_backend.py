@@ -198,7 +198,7 @@ def test_rank_size_two_shards_the_data_and_all_reduces(fake_npu, bench_run, tiny
                        "RANK_TABLE_FILE": str(table)}.items():
         monkeypatch.setenv(var, value)
     CONTEXTS.clear()
-    tiny_case.update(device="npu", devices=[2], train={"steps": 12, "warmup_steps": 2,
+    tiny_case.update(device="npu", devices=[2], train={"steps": 12, "warmup_steps": 5,
                                                        "log_every": 5})
     report = bench_run(tiny_case, plugins=[tiny, RECORDER]).report
     assert report["status"] == "ok", report["results"][0].get("error")
