@@ -76,9 +76,10 @@ class Result:
     time_to_accuracy_s: float | None = None
     target_met: bool | None = None
     wall_time_s: float | None = None
-    # where the wall time went: building data and model (and the peak-FLOP/s probe), the first
-    # compiled call (tracing, compilation), the rest of the warmup, the measured window,
-    # evaluations, and host work outside the window (log lines, event sinks, weight digests)
+    # where the wall time went: building data and model, the first compiled call (tracing,
+    # compilation), the rest of the warmup, the measured window, evaluations, and host work
+    # outside the window (log lines, event sinks, weight digests, the CPU's peak probe, the
+    # input pipeline's teardown)
     time: dict[str, Any] = field(default_factory=lambda: {
         "init_s": None, "first_loop_s": None, "warmup_s": None, "measured_s": 0.0,
         "eval_s": 0.0, "other_s": 0.0})

@@ -177,7 +177,6 @@ class Runner:
         backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
-        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
         log_every = case.train.log_every
         if per_loop > 1 and not _static_shapes(dataset):
             job.log(f"train.steps_per_loop: {per_loop}: the train batches have unknown "
@@ -255,6 +254,7 @@ class Runner:
         done = time.perf_counter()
         job.progress.stop()
         result.weights_digests = engine.weights_digests()
+        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)  # a CPU probe: after
         times["other_s"] += time.perf_counter() - done
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
