@@ -14,7 +14,7 @@ from harness.errors import BenchError
 from harness.plugins import hookimpl
 from harness.testing import write_case
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 
 def _case(**npu) -> Case:

@@ -21,7 +21,7 @@ from harness.plugins import hookimpl
 from harness.run.plan import device_options, load
 from harness.testing import write_case
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 MODELZOO = {"precision": "mixed", "iterations_per_loop": 1000, "hcom_parallel": True}
 
