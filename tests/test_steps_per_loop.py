@@ -92,3 +92,24 @@ def test_steps_that_end_inside_a_loop_are_bad_input(bench_cli, tmp_path, tiny_ca
                                     f"train.steps_per_loop (4)")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_every_shipped_npu_case_fits_its_loops():
+    """The npu default loop (log_every) divides each shipped NPU case's warmup and evals."""
+    import glob
+    import os
+
+    from harness.devices.npu import NpuBackend
+    from harness.plugins import load_plugins
+    from harness.run.plan import load_cases, resolve_steps_per_loop
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    plugins = load_plugins()
+    paths = sorted(glob.glob(os.path.join(root, "cases", "*.yaml"))
+                   + glob.glob(os.path.join(root, "cases", "*.csv")))
+    npu_cases = [c for path in paths for c in load_cases([path], [], plugins)
+                 if c.device == "npu"]
+    assert len(npu_cases) >= 6
+    for case in npu_cases:
+        resolved = resolve_steps_per_loop(case, NpuBackend)
+        assert resolved.train.steps_per_loop == case.train.log_every
