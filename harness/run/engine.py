@@ -37,11 +37,15 @@ class EagerEngine:
         self._iterator = iter(distribute(strategy, dataset))
         self._pending = 0  # steps launched since the last wait (their slots in the buffer)
         if steps_per_loop == 1:
-            self._step = make_train_step(strategy, spec, global_batch_size, replicas, all_reduce)
+            self._step = make_train_step(strategy, spec, global_batch_size, replicas, all_reduce,
+                                         iterator=self._iterator)
         else:
             self._loop, self._losses = make_train_loop(strategy, spec, global_batch_size,
-                                                       replicas, all_reduce, self.capacity)
-            self._tensor = lambda value: tf.constant(value, tf.int32)
+                                                       replicas, all_reduce, self.capacity,
+                                                       self._iterator)
+            tensors: dict[int, Any] = {}  # the few step counts and offsets, made once
+            self._tensor = lambda value: tensors.get(value) if value in tensors else \
+                tensors.setdefault(value, tf.constant(value, tf.int32))
 
     def launch(self, steps: int) -> Any:
         """Start ``steps`` training steps; a handle for :meth:`wait` (nothing is synced)."""
@@ -52,10 +56,10 @@ class EagerEngine:
                              f"engine keeps the losses of {self.capacity}")
         if self.steps_per_loop == 1:
             self._pending += 1
-            return [self._step(self._iterator)]
+            return [self._step()]
         offset = self._pending
         self._pending += steps
-        self._loop(self._iterator, self._tensor(steps), self._tensor(offset))
+        self._loop(self._tensor(steps), self._tensor(offset))
         return (offset, steps)
 
     def wait(self, handles: list[Any]) -> list[float]:

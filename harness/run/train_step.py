@@ -99,19 +99,25 @@ def _step_body(strategy: Any, spec: Any, global_batch_size: int, replicas: int,
 
 
 def make_train_step(strategy: Any, spec: Any, global_batch_size: int, replicas: int = 1,
-                    all_reduce: Callable[[list], list] | None = None) -> Callable[[Any], Any]:
+                    all_reduce: Callable[[list], list] | None = None,
+                    iterator: Any = None) -> Callable[..., Any]:
     """One compiled training step per call: ``train_step(iterator)`` returns the global mean
-    loss (see :func:`_step_body` for the loss and gradient scaling)."""
+    loss (see :func:`_step_body` for the loss and gradient scaling). Given ``iterator``, the
+    step reads that one and takes no argument: ``train_step()`` (a call then costs no
+    signature matching of an iterator argument, as in a bare loop that captures it)."""
     from harness.tfcompat import tf
 
-    return tf.function(_step_body(strategy, spec, global_batch_size, replicas, all_reduce))
+    step = _step_body(strategy, spec, global_batch_size, replicas, all_reduce)
+    if iterator is None:
+        return tf.function(step)
+    return tf.function(lambda: step(iterator))
 
 
 def make_train_loop(strategy: Any, spec: Any, global_batch_size: int, replicas: int,
-                    all_reduce: Callable[[list], list] | None, capacity: int,
-                    ) -> tuple[Callable[[Any, Any, Any], None], Any]:
-    """Several training steps per compiled call (loop sinking): ``loop(iterator, steps,
-    offset)`` runs ``steps`` steps in one ``tf.range`` loop and writes step i's loss to
+                    all_reduce: Callable[[list], list] | None, capacity: int, iterator: Any,
+                    ) -> tuple[Callable[[Any, Any], None], Any]:
+    """Several training steps per compiled call (loop sinking): ``loop(steps, offset)`` runs
+    ``steps`` steps over ``iterator`` in one ``tf.range`` loop and writes step i's loss to
     ``losses[offset + i]``; returns ``(loop, losses)``, ``losses`` a float32 variable of
     ``capacity`` slots that the caller reads after a host sync.
 
@@ -129,7 +135,7 @@ def make_train_loop(strategy: Any, spec: Any, global_batch_size: int, replicas: 
         slots = tf.range(capacity)
 
     @tf.function
-    def loop(iterator: Any, steps: Any, offset: Any) -> None:
+    def loop(steps: Any, offset: Any) -> None:
         for i in tf.range(steps):
             loss = tf.cast(step(iterator), tf.float32)
             # a select over the slots, not a scatter: ops every device compiles (the adapter
