@@ -34,6 +34,7 @@ def cli() -> None:
 def _print_summary(outcomes: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from harness.reports.summary import fmt, summary_rows
 
@@ -44,11 +45,13 @@ def _print_summary(outcomes: list[Any]) -> None:
                                                               "report") else "right")
     for outcome in outcomes:
         for row in summary_rows(outcome.report):
-            acc = " ".join(f"{k}={v:.3f}" for k, v in row["accuracy"].items()) or "-"
-            table.add_row(row["case"], str(row["devices"]), str(row["global_batch"]),
-                          fmt(row["samples_per_sec"]), fmt(row["per_device"]),
-                          fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
-                          fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder)
+            acc = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["accuracy"].items()) or "-"
+            cells = [row["case"], str(row["devices"]), str(row["global_batch"]),
+                     fmt(row["samples_per_sec"]), fmt(row["per_device"]),
+                     fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
+                     fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder]
+            # Text, not markup: a case name such as "[/bold] x" is shown as written
+            table.add_row(*(Text(str(cell)) for cell in cells))
     console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
     console.print(table)
 
@@ -168,7 +171,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
     """Re-render report.md, report.html (and the other renderers' files) from report.json files."""
     import os
 
-    from harness.reports.store import find_reports, load_report, write_atomic
+    from harness.reports.store import find_reports, load_report
 
     plugins = _plugins()
     outcomes = []
@@ -176,7 +179,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
         data = load_report(path)
         folder = os.path.dirname(path) or "."
         for filename, render in plugins.report_writers.items():
-            write_atomic(os.path.join(folder, filename), render(data))
+            _write_output(os.path.join(folder, filename), render(data))
         outcomes.append(_Rendered(data, folder))
     if html_file:
         from harness.reports.html import render_html_many
