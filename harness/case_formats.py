@@ -8,7 +8,7 @@ import re
 import shlex
 from typing import Any
 
-from harness.case import deep_merge
+from harness.case import MAX_CASES, deep_merge
 from harness.errors import BenchError
 from harness.markers import hookimpl
 from harness.userfiles import parse_yaml
@@ -95,6 +95,9 @@ def _csv_rows(path: str, text: str) -> tuple[list[str], list[tuple[int, list[str
     rows = [(n, row) for n, row in rows if row and any(c.strip() for c in row)]
     if not rows:
         raise BenchError(f"{path}: empty case file")
+    if len(rows) - 1 > MAX_CASES:  # before any cell is read as YAML
+        raise BenchError(f"{path}: {len(rows) - 1} cases; a case file may hold at most "
+                         f"{MAX_CASES}")
     header = [c.strip() for c in rows[0][1]]
     return header, rows[1:]
 

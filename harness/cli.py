@@ -281,6 +281,13 @@ class _Rendered:
         self.report, self.folder = report, folder
 
 
+def one_line(text: str) -> str:
+    """``text`` on one printable line: a newline, NEL or other control character from a
+    file (a key, a value) is shown escaped, so an error is always exactly one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
+                   for ch in text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: BenchError -> one line on stderr and its exit code, no traceback."""
     try:
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         plugins.hook.register_commands(cli=cli)
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except BenchError as exc:
-        click.echo(f"bench: error: {exc}", err=True)
+        click.echo(f"bench: error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -180,9 +180,73 @@ def _first(exc: Exception) -> str:
     return str(exc).splitlines()[0].split(";")[0] if str(exc) else type(exc).__name__
 
 
+_FLOW = re.compile(r"""[\[\]{}'"#\n]""")
+
+
+def flow_depth(text: str, limit: int) -> int | None:
+    """The line where YAML flow brackets (``[`` ``{``) first nest deeper than ``limit``, or
+    None. PyYAML's scanner is quadratic in flow depth (a 1 MiB file of ``[`` would scan for
+    hours), so this linear pass runs first. Quoted scalars and comments are skipped; a quote
+    counts only where a scalar can start, so ``don't`` stays plain text."""
+    depth, line, i = 0, 1, 0
+    while True:
+        match = _FLOW.search(text, i)
+        if match is None:
+            return None
+        ch, i = match.group(), match.end()
+        if ch == "\n":
+            line += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == "#":
+            if match.start() == 0 or text[match.start() - 1] in " \t\n":
+                end = text.find("\n", i)
+                i = len(text) if end < 0 else end
+        else:  # a quote: a quoted scalar if it starts one
+            before = _before(text, match.start())
+            if before and before not in "\n:,[{-?":
+                continue
+            end = i
+            while True:
+                end = text.find(ch, end)
+                if end < 0:
+                    return None  # unclosed: PyYAML reports it
+                if ch == "'" and text.startswith("''", end):
+                    end += 2
+                elif ch == '"' and _escaped(text, end):
+                    end += 1
+                else:
+                    break
+            line += text.count("\n", i, end)
+            i = end + 1
+
+
+def _before(text: str, at: int) -> str:
+    """The last character before ``at`` that is not a space or tab ("" at the start)."""
+    at -= 1
+    while at >= 0 and text[at] in " \t":
+        at -= 1
+    return text[at] if at >= 0 else ""
+
+
+def _escaped(text: str, end: int) -> bool:
+    """Whether the quote at ``end`` follows an odd number of backslashes."""
+    slashes = 0
+    while end - slashes - 1 >= 0 and text[end - slashes - 1] == "\\":
+        slashes += 1
+    return slashes % 2 == 1
+
+
 def parse_yaml(text: str, where: str, max_depth: int = MAX_DEPTH,
                max_values: int = MAX_VALUES) -> Any:
     """One YAML document, strictly (see :class:`StrictLoader`), with the shape caps."""
+    too_deep = flow_depth(text, max_depth)
+    if too_deep is not None:
+        raise BenchError(f"{where}: line {too_deep}: nested deeper than {max_depth} levels")
     try:
         value = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:

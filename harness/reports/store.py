@@ -171,15 +171,15 @@ def find_reports(paths: list[str]) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     for path in paths:
-        if os.path.isfile(path):
-            here = [path]
-        elif os.path.isdir(path):
+        if os.path.isdir(path):
             top = os.path.join(path, "report.json")
-            here = [top] if os.path.isfile(top) else [
+            here = [top] if os.path.lexists(top) else [
                 os.path.join(root, "report.json")
                 for root, _dirs, files in sorted(os.walk(path)) if "report.json" in files]
             if not here:
                 raise BenchError(f"{path}: no report.json in this folder")
+        elif os.path.lexists(path):
+            here = [path]  # load_report says what is wrong with one that is no regular file
         else:
             raise BenchError(f"{path}: no such file or folder")
         for item in here:
