@@ -213,15 +213,19 @@ def mutated_reports(draw, report) -> str:
     return json.dumps(doc, allow_nan=True)
 
 
+def _mutated_folder(tmp_path, data, report) -> str:
+    folder = tmp_path / f"r{next(_counter)}"
+    folder.mkdir()
+    (folder / "report.json").write_text(data.draw(mutated_reports(report)), encoding="utf-8")
+    return str(folder)
+
+
 @FUZZ
 @given(data=st.data())
 def test_fuzz_the_report_loader_of_compare(real_report, bench_cli, tmp_path, data):
     folder, report = real_report
-    other = tmp_path / f"r{next(_counter)}"
-    other.mkdir()
-    (other / "report.json").write_text(data.draw(mutated_reports(report)), encoding="utf-8")
-    _check_answer(bench_cli("compare", folder, str(other), "--by", "run_id", "--format",
-                            "json"))
+    other = _mutated_folder(tmp_path, data, report)
+    _check_answer(bench_cli("compare", folder, other, "--by", "run_id", "--format", "json"))
 
 
 @settings(FUZZ, max_examples=max(1, FUZZ.max_examples // 5))  # each renders report.html
@@ -229,7 +233,4 @@ def test_fuzz_the_report_loader_of_compare(real_report, bench_cli, tmp_path, dat
 def test_fuzz_the_report_loader_of_report(real_report, bench_cli, tmp_path, data):
     """``bench report`` also renders report.md and report.html (plots) from what it loaded."""
     _folder, report = real_report
-    other = tmp_path / f"r{next(_counter)}"
-    other.mkdir()
-    (other / "report.json").write_text(data.draw(mutated_reports(report)), encoding="utf-8")
-    _check_answer(bench_cli("report", str(other)))
+    _check_answer(bench_cli("report", _mutated_folder(tmp_path, data, report)))
