@@ -6,7 +6,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from harness import BenchError, read_user_text, write_atomic
+from harness import BenchError, read_user_bytes, read_user_text, write_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 LABELS_FILE = "labels.txt"
@@ -63,8 +63,7 @@ def encode_example(path: str, label: int, synset: str) -> bytes:
     3-channel JPEG (PNG, grey, CMYK) are re-encoded as RGB JPEG."""
     from harness.tfcompat import tf
 
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = read_user_bytes(path, "image", 1 << 30)
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
         is_rgb_jpeg = (bool(tf.io.is_jpeg(data))
