@@ -14,8 +14,11 @@ import sys
 import time
 from datetime import datetime
 
+import pytest
+
 from harness.testing import write_case
 
+pytestmark = pytest.mark.slow
 HERE = os.path.dirname(os.path.abspath(__file__))
 GRACE = "3"  # BENCH_STOP_GRACE_S: how long a stuck main thread gets before the watchdog writes
 
