@@ -168,8 +168,9 @@ def _train_log(folder: str) -> Iterator[TextIO]:
 
 
 def _stopped_by(dog: Watchdog, result: Result) -> None:
-    """A count the watchdog stopped ends as ``interrupted`` (a KeyboardInterrupt is how a
-    thread stops the main thread): say why, and at the deadline it is a timeout."""
+    """A count the watchdog stopped ends as ``interrupted`` (its stop is a KeyboardInterrupt,
+    whether from a signal or from the guard's SIGUSR1 at the deadline): say which, and at the
+    deadline it is a timeout."""
     if dog.reason is None or result.status is not Status.INTERRUPTED:
         return
     result.error = dog.message
