@@ -44,9 +44,11 @@ def test_a_case_nested_600_deep_is_one_line(bench_cli, tmp_path):
                           f"params.hidden={deep}"), "--set params.hidden", "nested deeper")
 
 
-def test_nesting_past_the_cap_names_the_key(bench_cli, tmp_path):
+def test_nesting_past_the_cap_names_the_line_or_the_key(bench_cli, tmp_path):
     path = tmp_path / "deep.yaml"
-    path.write_text(GOOD + "params: {hidden: " + "[" * 40 + "]" * 40 + "}\n")
+    path.write_text(GOOD + "params: {hidden: " + "[" * 40 + "]" * 40 + "}\n")  # flow style
+    _one_line_exit_2(_run(bench_cli, tmp_path, path), "deep.yaml: line 3: nested deeper")
+    path.write_text(GOOD + "params:\n  hidden:\n    " + "- " * 40 + "1\n")  # block style
     _one_line_exit_2(_run(bench_cli, tmp_path, path), "params.hidden[0][0]", "nested deeper")
 
 
