@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
-from harness.reports.store import write_atomic
+from harness.reports.store import to_json, write_atomic
 from harness.run import plan
 from harness.run.events import JsonlEventSink, RunEvents
 from harness.run.progress import PlainProgress
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     result.rank, result.pid = spec.rank, os.getpid()
     result.device_options = {key: value for key, value in options.items()
                              if key not in before or before[key] != value}
-    write_atomic(spec.result, json.dumps(result.to_dict(), default=str))
+    write_atomic(spec.result, to_json(result.to_dict(), indent=None))
     if result.traceback:
         print(result.traceback, flush=True)
     return 0 if result.status == "ok" else 3
