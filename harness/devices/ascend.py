@@ -7,7 +7,6 @@ adapter (npu_bridge) is installed, and on machines with no Ascend software at al
 from __future__ import annotations
 
 import glob
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -15,6 +14,10 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from typing import Any
+
+from harness.installed import PackageNotFoundError
+from harness.installed import version as dist_version
+from harness.userfiles import read_setting
 
 # Where CANN installs when set_env.sh has not been sourced (toolkit; CANN 8.5 "cann"; the
 # runtime-only nnae package). Tests point ASCEND_HOME_PATH at fixture trees instead.
@@ -62,15 +65,14 @@ def install_root(home: str | None, root: str | None = None) -> str:
 
 
 def read_key(path: str, key: str) -> str | None:
-    """The value of ``key=value`` in a version file (key matched case-insensitively)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                name, sep, value = line.strip().partition("=")
-                if sep and name.strip().lower() == key.lower():
-                    return value.strip() or None
-    except OSError:
-        return None
+    """The value of ``key=value`` in a version file (key matched case-insensitively); None
+    when the file is absent or is no small regular file (a FIFO or /dev/zero planted there
+    must not hang or exhaust ``bench env``)."""
+    text = read_setting(path)
+    for line in (text or "").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip().lower() == key.lower():
+            return value.strip() or None
     return None
 
 
@@ -115,8 +117,8 @@ def tfplugin_version(root: str) -> str | None:
             return version
     for dist in ("npu-device", "npu_device", "npu-bridge", "npu_bridge"):
         try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
+            return dist_version(dist)
+        except PackageNotFoundError:
             continue
     return None
 
@@ -189,6 +191,13 @@ def npu_smi_info(timeout: float = 10.0) -> dict[str, Any] | None:
 def chip_summary(chips: list[dict[str, Any]]) -> str:
     names = sorted({chip["name"] for chip in chips})
     return "+".join(names)
+
+
+def chip_name() -> str | None:
+    """The chips' name from ``npu-smi info`` (``910A``, ``910B3``; several joined by ``+``),
+    None where npu-smi is absent or lists none."""
+    smi = npu_smi_info()
+    return chip_summary(smi["chips"]) if smi and smi["chips"] else None
 
 
 def device_nodes() -> int:

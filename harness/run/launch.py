@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.errors import BenchError
 from harness.run.events import EventReplay, read_event_lines
 from harness.run.plan import Hosts, slurm_tasks
 from harness.run.result import LaunchOutcome, RankOutcome, Result, Status, merge_ranks
@@ -78,6 +77,16 @@ def _read_json(path: str) -> dict[str, Any] | None:
         return None
 
 
+def stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, a debugger): it neither runs nor exits,
+    so the ranks waiting for it fail or time out and would take the blame."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
 def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -128,31 +137,7 @@ class ProcessLauncher:
         base.pop("TF_CONFIG", None)
         envs = {}
         if self.device == "npu":
-            from harness.devices.ranktable import rank_devices, rank_table, write_rank_table
-
-            if self.rank_table_file:
-                table_path = os.path.abspath(self.rank_table_file)
-                from harness.devices.ranktable import load_rank_table
-
-                devices = {rank: dev for _srv, dev, rank in rank_devices(
-                    load_rank_table(table_path))}
-            else:
-                ids = list(self.job.case.npu.get("device_ids", range(count)))[:count]
-                if len(ids) < count:
-                    raise BenchError(f"{self.job.case.source}: npu.device_ids: {len(ids)} ids for "
-                                     f"{count} devices")
-                table = rank_table([int(i) for i in ids],
-                                   **({"hccn_conf": self.hccn_conf} if self.hccn_conf else {}))
-                table_path = write_rank_table(os.path.join(folder, "rank_table.json"), table)
-                devices = dict(enumerate(int(i) for i in ids))
-            job_id = str(self.job.case.npu.get("job_id", "10087"))
-            for rank in ranks:
-                envs[rank] = {**base, "RANK_TABLE_FILE": table_path, "RANK_SIZE": str(count),
-                              "RANK_ID": str(rank), "DEVICE_ID": str(devices[rank]),
-                              "ASCEND_DEVICE_ID": str(devices[rank]), "JOB_ID": job_id,
-                              "BENCH_RANK": str(rank),
-                              "HCCL_CONNECT_TIMEOUT": os.environ.get("HCCL_CONNECT_TIMEOUT", "600")}
-            return envs
+            return self._npu_environments(count, ranks, folder, base)
         if self.hosts is not None:
             addresses = self.hosts.addresses(count)
         else:
@@ -161,6 +146,47 @@ class ProcessLauncher:
             env = {**base, "TF_CONFIG": tf_config(addresses, rank), "BENCH_RANK": str(rank)}
             if self.device == "gpu":
                 env["CUDA_VISIBLE_DEVICES"] = str(local)
+            envs[rank] = env
+        return envs
+
+    def _npu_environments(self, count: int, ranks: list[int], folder: str,
+                          base: dict[str, str]) -> dict[int, dict]:
+        """The Ascend launch environment: ASCEND_DEVICE_ID is the *logical* id (what
+        ``npu_device.open`` reads), DEVICE_ID and the rank table's device_id the *physical*
+        one (ASCEND_VISIBLE_DEVICES maps between them), as hccl_tools and the adapters do."""
+        from harness.devices import ascend
+        from harness.devices.ranktable import (
+            load_rank_table,
+            placement,
+            rank_devices,
+            rank_table,
+            to_logical,
+            write_rank_table,
+        )
+
+        table_path = None
+        if self.rank_table_file:
+            table_path = os.path.abspath(self.rank_table_file)
+            devices = {rank: (to_logical(phys), phys)
+                       for _srv, phys, rank in rank_devices(load_rank_table(table_path))}
+        else:
+            devices = dict(enumerate(placement(self.job.case, count, chip=ascend.chip_name())))
+            if count > 1:
+                table = rank_table([phys for _logical, phys in devices.values()],
+                                   **({"hccn_conf": self.hccn_conf} if self.hccn_conf else {}))
+                table_path = write_rank_table(os.path.join(folder, "rank_table.json"), table)
+        job_id = str(self.job.case.npu.get("job_id", "10087"))
+        envs = {}
+        for rank in ranks:
+            logical, physical = devices[rank]
+            env = {**base, "RANK_SIZE": str(count), "RANK_ID": str(rank),
+                   "DEVICE_ID": str(physical), "ASCEND_DEVICE_ID": str(logical),
+                   "JOB_ID": job_id, "BENCH_RANK": str(rank),
+                   "HCCL_CONNECT_TIMEOUT": os.environ.get("HCCL_CONNECT_TIMEOUT", "600")}
+            if table_path:
+                env["RANK_TABLE_FILE"] = table_path
+            else:
+                env.pop("RANK_TABLE_FILE", None)
             envs[rank] = env
         return envs
 
@@ -201,9 +227,18 @@ class ProcessLauncher:
         except KeyboardInterrupt:
             outcome.status, outcome.error = Status.INTERRUPTED, "interrupted by signal"
         finally:
-            stop_all(procs)
-            replay.poll()
-        template = new_result(case, count)
+            # the workers are stopped and merged whatever signal comes now (a second Ctrl-C,
+            # the watchdog's stop at the deadline): a count never ends without its result
+            merged = _despite_signals(self._stop_and_merge, count, ranks, procs, specs, logs,
+                                      replay, outcome)
+        return merged
+
+    def _stop_and_merge(self, count: int, ranks: list[int], procs: dict[int, subprocess.Popen],
+                        specs: dict[int, WorkerSpec], logs: dict[int, str], replay: EventReplay,
+                        outcome: LaunchOutcome) -> Result:
+        stop_all(procs)
+        replay.poll()
+        template = new_result(self.job.case, count)
         template.launcher = "process"
         template.hosts = list(self.hosts.names) if self.hosts else None
         outcomes = [RankOutcome(rank=r, result=_read_json(specs[r].result),
@@ -227,7 +262,8 @@ class ProcessLauncher:
                 rank, code = bad[0]
                 outcome.status, outcome.failed_rank = Status.FAILED, rank
                 outcome.error = f"rank {rank} exited with code {code}"
-                outcome.log_tail = log_tail(logs[rank])
+                self._blame_stopped(procs, outcome)
+                outcome.log_tail = log_tail(logs[outcome.failed_rank])
                 return
             if all(code == 0 for code in codes.values()):
                 self._echo(logs[first], shown)
@@ -235,8 +271,20 @@ class ProcessLauncher:
             if time.monotonic() - self.job.started > timeout:
                 outcome.status = Status.TIMEOUT
                 outcome.error = f"workers still running after the {timeout:g} s timeout"
+                if self._blame_stopped(procs, outcome):
+                    outcome.log_tail = log_tail(logs[outcome.failed_rank])
                 return
             time.sleep(0.1)
+
+    @staticmethod
+    def _blame_stopped(procs: dict[int, subprocess.Popen], outcome: LaunchOutcome) -> bool:
+        """A stopped rank is the fault, not the peers that failed or waited because of it."""
+        frozen = [rank for rank, proc in procs.items() if proc.poll() is None and stopped(proc.pid)]
+        if not frozen:
+            return False
+        outcome.failed_rank = frozen[0]
+        outcome.error = f"rank {frozen[0]} is stopped (SIGSTOP?); {outcome.error}"
+        return True
 
     def _echo(self, log_path: str, shown: int) -> int:
         """Print the first local worker's new log lines (its training log) to the console."""
@@ -252,12 +300,24 @@ class ProcessLauncher:
         return max(shown, len(complete))
 
 
+def _despite_signals(work: Any, *args: Any) -> Any:
+    """``work(*args)`` run to its end: a KeyboardInterrupt meanwhile restarts it (the work
+    is idempotent; the run's signal handler raises once, so this ends)."""
+    for _ in range(3):
+        try:
+            return work(*args)
+        except KeyboardInterrupt:
+            continue
+    return work(*args)
+
+
 def stop_all(procs: dict[int, subprocess.Popen]) -> None:
     """SIGTERM every worker's process group, SIGKILL what is left after GRACE_S."""
     for proc in procs.values():
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped worker handles it too
             except (ProcessLookupError, PermissionError):
                 pass
     deadline = time.monotonic() + GRACE_S

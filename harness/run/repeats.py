@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 def pool(results: list[Result], requested: int) -> Result:
     """One result from the repeats of one count: throughput over every repeat's intervals,
-    the worst status (the first error), the largest memory figures, the summed wall time;
-    loss, accuracy and evaluations of the first repeat; ``repeats`` with the statistics of
+    the worst status (the first error), the largest memory figures, the summed wall time
+    and time breakdown; loss, accuracy and evaluations of the first repeat; ``repeats`` with the statistics of
     the repeats that finished ok (``requested``: how many were asked for; a repeat that
     does not finish ok stops the rest)."""
     first = results[0]
@@ -38,6 +38,9 @@ def pool(results: list[Result], requested: int) -> Result:
     pooled.traceback = next((r.traceback for r in results if r.traceback), None)
     pooled.memory = max_memory([r.memory for r in results])
     pooled.wall_time_s = sum(r.wall_time_s or 0.0 for r in results)
+    # every repeat's time, so the breakdown still adds up to the summed wall time
+    pooled.time = {key: None if all(r.time.get(key) is None for r in results)
+                   else sum(r.time.get(key) or 0.0 for r in results) for key in first.time}
     ok = [index + 1 for index, r in enumerate(results) if r.status is Status.OK]
     rates = rates_by_repeat([i for i in intervals if i.repeat in ok])
     pooled.repeats = {**repeat_statistics(rates), "requested": requested}

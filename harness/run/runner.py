@@ -180,16 +180,20 @@ class Runner:
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
         keras.backend.clear_session()
-        keras.utils.set_random_seed(case.seed)
+        tfcompat.set_random_seed(case.seed)
         policy = backend.precision_policy(case, job.options)
         tfcompat.set_precision_policy(policy)
         return self._context(count, strategy, policy)
 
     def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+        from harness.run.plan import resolve_steps_per_loop
+
         job = self.job
         case, hook, backend = job.case, job.plugins.hook, job.backend
+        case = resolve_steps_per_loop(case, backend)
         ctx = self.prepare(count)
         strategy = ctx.strategy
+        times = result.time
 
         dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
         if dataset is None:
@@ -207,83 +211,107 @@ class Runner:
         else:
             raise BenchError(f"{case.source}: train.epochs: the dataset has no known size "
                              f"(synthetic data?); set train.steps")
-        warmup = case.train.warmup_steps
+        per_loop = case.train.steps_per_loop
+        # The first loop (tracing, compilation) never enters the measured window.
+        warmup = max(case.train.warmup_steps, min(per_loop, total))
         if warmup >= total:
-            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} is not below the "
-                             f"{total} steps of train.epochs")
+            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} warmup steps (the "
+                             f"first loop at least) leave none of the {total} steps to measure")
+        result.warmup_steps = warmup
         ctx.train_steps = total
         if job.input_only:
+            result.warmup_steps = case.train.warmup_steps
             self._input_only(count, ctx, dataset, total, result, intervals, start)
             return
         if case.data.probe_batches:
-            probe = time_pipeline(dataset, case.data.probe_batches, ctx.pipeline_batch_size,
-                                  compiled=getattr(backend, "compiled_host_loops", True))
-            pipelines = ctx.num_input_pipelines
-            result.input_pipeline = {
-                **probe, "per_pipeline_samples_per_sec": probe["samples_per_sec"],
-                "pipelines": pipelines,
-                "samples_per_sec": (probe["samples_per_sec"] or 0.0) * pipelines or None,
-                "bound": None}
-            job.log(f"input pipeline alone: {result.input_pipeline['samples_per_sec'] or 0:.1f} "
-                    f"samples/s over {probe['steps']} batches")
+            began = time.perf_counter()
+            self._probe(ctx, dataset, result)
+            times["probe_s"] += time.perf_counter() - began
 
         with strategy.scope():
             spec = hook.build_model(case=case, ctx=ctx)
             if spec is None:
                 raise BenchError(f"no plugin built model {case.model!r}")
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
+        backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
-        engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, backend.all_reduce)
+        log_every = case.train.log_every
+        if per_loop > 1 and not _static_shapes(dataset):
+            job.log(f"train.steps_per_loop: {per_loop}: the train batches have unknown "
+                    f"dimensions ({dataset.element_spec}); loops compile best with static "
+                    f"shapes (drop_remainder=True), and the NPU adapter runs such a loop "
+                    f"from the host")
+        engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, replicas=count,
+                             all_reduce=backend.all_reduce, steps_per_loop=per_loop,
+                             capacity=max(log_every, per_loop))
+        launcher = _Launcher(engine, backend)
         saver, step = self._checkpoints(count, spec, engine, result, total)
+        first_step = step  # 0, or the step of the checkpoint resumed from
+        # A resumed step that is not a whole number of loops gets a shorter first loop, so
+        # that every later loop, interval and evaluation ends where it would have.
+        warmup_end = min(total, _whole_loops(first_step + warmup, per_loop))
+        if warmup_end >= total:
+            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} warmup steps after "
+                             f"step {first_step} leave nothing to measure of {total} steps")
+        result.warmup_steps = warmup_end - first_step
+        saves = [saver] if saver is not None else []
 
         timeout = case.timeout
-        log_every = case.train.log_every
         every = case.eval.every_steps
         global_batch = ctx.global_batch_size
         job.progress.start(case, count, total)
         job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
                         init_seconds=time.perf_counter() - start)
-        first_step = step  # 0, or the step of the checkpoint resumed from
-        first_loss = None
-        if first_step + warmup >= total:
-            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} warmup steps after "
-                             f"step {first_step} leave nothing to measure of {total} steps")
-        while step < first_step + warmup:
-            handle = engine.launch(1)
-            step += 1
-            if step == first_step + 1:
-                first_loss = _finite(engine.wait([handle])[0], step)
-        if warmup:
-            _finite(engine.wait([handle])[-1], step)  # host sync: the window starts after warmup
+        began = time.perf_counter()
+        # the sinks' run_start (writers opening) included; the input probe is apart
+        times["init_s"] = began - start - times["probe_s"]
+        step = _loop_end(step, per_loop, warmup_end, saves)
+        first = _finite_all(engine.wait([launcher.launch(step - first_step)]), step)
+        times["first_loop_s"] = time.perf_counter() - began
+        first_loss = first[0]
+        saved = self._save_due(step, saver, ctx, first[-1], start, total, result)
+        pending: list = []
+        while step < warmup_end:  # whole loops; synced every log_every steps (unmeasured)
+            end = _loop_end(step, per_loop, warmup_end, saves)
+            pending.append(launcher.launch(end - step))
+            step = end
+            due = saver is not None and saver.boundary(step)
+            if step % log_every == 0 or step >= warmup_end or due:
+                losses = _finite_all(engine.wait(pending), step)
+                pending.clear()
+                saved += self._save_due(step, saver, ctx, losses[-1], start, total, result)
+        tick = time.perf_counter()  # the window starts after the warmup's host sync
+        times["warmup_s"] = tick - began - times["first_loop_s"] - saved
         self._profile = self._profile_window(count, step, total, result)
-        boundaries = [b for b in (saver, self._profile) if b is not None]
+        boundaries = saves + ([self._profile] if self._profile is not None else [])
         self._start_window(count)
-        self._at_boundaries(step, boundaries)
+        times["other_s"] += time.perf_counter() - tick
+        self._profile_at(step, times)
         tick = time.perf_counter()
         result.window = {"start_unix": time.time(), "end_unix": None}
-        pending: list = []
         curve = result.loss["curve"]
         while step < total:
-            pending.append(engine.launch(1))
-            step += 1
+            end = _loop_end(step, per_loop, total, boundaries)
+            pending.append(launcher.launch(end - step))
+            step = end
             eval_now = bool(every and step % every == 0 and step != total)
             sync_now = eval_now or any(b.boundary(step) for b in boundaries)
             if step % log_every and step != total and not sync_now:
                 continue
             losses = engine.wait(pending)  # host sync at the interval's end
-            now = time.perf_counter()
+            now = done = time.perf_counter()
             interval = Interval(step, len(losses), len(losses) * global_batch, now - tick)
-            if self._profile is None or not self._profile.covers(step):
-                intervals.append(interval)  # profiled steps are outside the measured window
+            if self._profile is not None and self._profile.covers(step):
+                times["profile_s"] += interval.seconds  # profiled: outside the window
+            else:
+                intervals.append(interval)
+                times["measured_s"] += interval.seconds
             pending.clear()
-            if first_loss is None:
-                first_loss = losses[0]
             mean_loss = sum(losses) / len(losses)
             curve.append([step, mean_loss])
             result.loss.update(first=first_loss, last=losses[-1])
-            for value in losses:
-                _finite(value, step)
+            _finite_all(losses, step)
             epoch = step / ctx.steps_per_epoch if ctx.steps_per_epoch else None
             result.window["end_unix"] = time.time()
             record = {"step": step, "total_steps": total, "epoch": epoch,
@@ -300,15 +328,64 @@ class Runner:
             if timeout is not None and time.monotonic() - job.started > timeout:
                 raise Stop(Status.TIMEOUT, f"run exceeded timeout of {timeout:g} s at step {step}")
             if eval_now:
+                times["other_s"] += time.perf_counter() - done
                 self._evaluate(ctx, spec, step, result, start)
-            self._at_boundaries(step, boundaries, saver, epoch, losses[-1], start, total)
-            tick = time.perf_counter()  # eval and checkpoint time are outside the window
-        job.progress.stop()
+                done = time.perf_counter()
+            times["other_s"] += time.perf_counter() - done
+            self._save_due(step, saver, ctx, losses[-1], start, total, result)
+            self._profile_at(step, times)
+            # eval, checkpoint and profiler time is outside the measured window
+            tick = done = time.perf_counter()
         self._finish_window(result)
+        times["other_s"] += time.perf_counter() - done
+        done = time.perf_counter()
+        job.progress.stop()
         result.weights_digests = engine.weights_digests()
-        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
+        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)  # a CPU probe: after
+        times["other_s"] += time.perf_counter() - done
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
+        done = time.perf_counter()
+        # Tearing the input pipeline down (tf.data stops its threads) takes a while: count it.
+        del launcher, engine, dataset, saver, saves, boundaries
+        times["other_s"] += time.perf_counter() - done
+
+    def _probe(self, ctx: RunContext, dataset: Any, result: Result) -> None:
+        """``data.probe_steps`` batches of the train pipeline alone, before the model exists."""
+        job, case = self.job, self.job.case
+        probe = time_pipeline(dataset, case.data.probe_batches, ctx.pipeline_batch_size,
+                              compiled=getattr(job.backend, "compiled_host_loops", True))
+        pipelines = ctx.num_input_pipelines
+        result.input_pipeline = {
+            **probe, "per_pipeline_samples_per_sec": probe["samples_per_sec"],
+            "pipelines": pipelines,
+            "samples_per_sec": (probe["samples_per_sec"] or 0.0) * pipelines or None,
+            "bound": None}
+        job.log(f"input pipeline alone: {result.input_pipeline['samples_per_sec'] or 0:.1f} "
+                f"samples/s over {probe['steps']} batches")
+
+    def _save_due(self, step: int, saver: Any, ctx: RunContext, loss: float, start: float,
+                  total: int, result: Result) -> float:
+        """After the host sync at ``step``: the checkpoint due there (every ``checkpoint_every``
+        steps and at the last step), timed into ``checkpoint_s``; returns its seconds."""
+        if saver is None or not (saver.boundary(step) or step == total):
+            return 0.0
+        began = time.perf_counter()
+        epoch = step / ctx.steps_per_epoch if ctx.steps_per_epoch else None
+        entry = saver.save(step, epoch, self._elapsed_offset + began - start, loss, total)
+        if entry is not None:
+            self.job.log(f"checkpoint at step {step}: {entry['path']} "
+                         f"({entry['save_seconds']:.2f} s)")
+        seconds = time.perf_counter() - began
+        result.time["checkpoint_s"] += seconds
+        return seconds
+
+    def _profile_at(self, step: int, times: dict[str, Any]) -> None:
+        """Start or stop the profiler at ``step`` (a host sync); its own time in profile_s."""
+        if self._profile is not None:
+            began = time.perf_counter()
+            self._profile.at(step)
+            times["profile_s"] += time.perf_counter() - began
 
     def _input_only(self, count: int, ctx: RunContext, dataset: Any, total: int, result: Result,
                     intervals: list[Interval], start: float) -> None:
@@ -318,10 +395,14 @@ class Runner:
         job.progress.start(case, count, total)
         job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
                         init_seconds=time.perf_counter() - start)
+        times = result.time  # no compiled training call: first_loop_s stays None
+        began = time.perf_counter()
+        times["init_s"] = began - start
         result.window = {"start_unix": None, "end_unix": None}
 
         def on_interval(interval: Interval) -> None:
             intervals.append(interval)
+            times["measured_s"] += interval.seconds
             result.window["end_unix"] = time.time()
             record = {"step": interval.end_step, "total_steps": total,
                       "epoch": interval.end_step / ctx.steps_per_epoch if ctx.steps_per_epoch
@@ -337,6 +418,7 @@ class Runner:
                                            f"step {interval.end_step}")
 
         def window_start() -> None:
+            times["warmup_s"] = time.perf_counter() - began
             self._start_window(count)
             result.window["start_unix"] = time.time()
 
@@ -345,6 +427,8 @@ class Runner:
                              compiled=getattr(job.backend, "compiled_host_loops", True))
         job.progress.stop()
         self._finish_window(result)
+        times["other_s"] = (time.perf_counter() - began - times["warmup_s"]
+                            - times["measured_s"])
 
     def _checkpoints(self, count: int, spec: Any, engine: Any, result: Result,
                      total: int) -> tuple[checkpoints.CheckpointSaver | None, int]:
@@ -398,19 +482,6 @@ class Runner:
             job.log(f"profile: {window.error}; no trace")
         return window
 
-    def _at_boundaries(self, step: int, boundaries: list, saver: Any = None,
-                       epoch: float | None = None, loss: float | None = None,
-                       start: float = 0.0, total: int = 0) -> None:
-        """After the host sync at ``step``: save a due checkpoint, start or stop the profile."""
-        if saver is not None and total and (saver.boundary(step) or step == total):
-            entry = saver.save(step, epoch, self._elapsed_offset + time.perf_counter() - start,
-                               loss, total)
-            if entry is not None:
-                self.job.log(f"checkpoint at step {step}: {entry['path']} "
-                             f"({entry['save_seconds']:.2f} s)")
-        if self._profile is not None:
-            self._profile.at(step)
-
     def _peak_flops(self, count: int, dtype: str) -> float | None:
         """The devices' peak for MFU; a peak that cannot be had leaves MFU empty, it does not
         fail a finished measurement."""
@@ -422,8 +493,17 @@ class Runner:
 
     def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: Result,
                   start: float) -> None:
-        job = self.job
+        """Evaluate now (the clock of the window is paused); its whole time is eval_s."""
         began = time.perf_counter()
+        try:
+            self._evaluate_now(ctx, spec, step, result, start, began)
+        finally:
+            result.time["eval_s"] += time.perf_counter() - began
+
+    def _evaluate_now(self, ctx: RunContext, spec: Any, step: int, result: Result,
+                      start: float, began: float) -> None:
+        job = self.job
+        case = job.case
         metrics = self.eval_metrics(ctx, spec)
         if not metrics:
             return
@@ -433,8 +513,8 @@ class Runner:
         job.events.emit("evaluate", step=step, metrics=metrics,
                         seconds=time.perf_counter() - began)
         job.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        if job.case.eval.target:
-            met = target_met(job.case, metrics)
+        if case.eval.target:
+            met = target_met(case, metrics)
             if met and result.time_to_accuracy_s is None:
                 result.time_to_accuracy_s = elapsed
             result.target_met = bool(met or result.time_to_accuracy_s is not None)
@@ -456,7 +536,49 @@ def target_met(case: Case, metrics: dict[str, float]) -> bool:
     return all(metrics.get(k, -math.inf) >= v for k, v in case.eval.target.items())
 
 
-def _finite(value: float, step: int) -> float:
-    if not math.isfinite(value):
-        raise Stop(Status.DIVERGED, f"loss is {value} at step {step}")
-    return value
+class _Launcher:
+    """Launches through the engine, telling the backend the loop's length whenever it
+    changes (before the first launch, and before a shorter last loop)."""
+
+    def __init__(self, engine: EagerEngine, backend: DeviceBackend) -> None:
+        self.engine, self.backend = engine, backend
+        self.size = 0
+
+    def launch(self, steps: int) -> Any:
+        if steps != self.size:
+            self.backend.set_loop_size(steps)
+            self.size = steps
+        return self.engine.launch(steps)
+
+
+def _static_shapes(dataset: Any) -> bool:
+    from harness.tfcompat import tf
+
+    return all(spec.shape.is_fully_defined() for spec in tf.nest.flatten(dataset.element_spec)
+               if hasattr(spec, "shape"))
+
+
+def _finite_all(values: list[float], step: int) -> list[float]:
+    """``values`` (the losses of the steps up to ``step``); a NaN or infinite one stops the
+    run as diverged."""
+    for value in values:
+        if not math.isfinite(value):
+            raise Stop(Status.DIVERGED, f"loss is {value} at step {step}")
+    return values
+
+
+def _whole_loops(step: int, per_loop: int) -> int:
+    """``step`` rounded up to a whole number of loops."""
+    return -(-step // per_loop) * per_loop
+
+
+def _loop_end(step: int, per_loop: int, limit: int, boundaries: list) -> int:
+    """Where the loop launched after ``step`` ends: at the next whole loop, ``limit`` or the
+    next checkpoint or profile edge, whichever comes first (the case's checks make those whole
+    loops; a resumed step that is not gets a shorter loop to the next one)."""
+    end = min((step // per_loop + 1) * per_loop, limit)
+    for boundary in boundaries:
+        edge = boundary.next_boundary(step)
+        if edge is not None:
+            end = min(end, edge)
+    return end

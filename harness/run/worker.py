@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
-from harness.reports.store import write_atomic
+from harness.reports.store import to_json, write_atomic
 from harness.run import plan
 from harness.run.events import JsonlEventSink, RunEvents
 from harness.run.progress import PlainProgress
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         case = cases[0]
         backend = plugins.devices.get(spec.device)()
         options = plan.device_options(case, plugins)
+        before = dict(options)
         backend.prepare(case, 1, options)
     except BenchError as exc:
         print(f"bench worker: error: {exc}", flush=True)
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
               folder=spec.run_folder, resume=spec.resume, input_only=spec.input_only)
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
-    write_atomic(spec.result, json.dumps(result.to_dict(), default=str))
+    result.device_options = {key: value for key, value in options.items()
+                             if key not in before or before[key] != value}
+    write_atomic(spec.result, to_json(result.to_dict(), indent=None))
     if result.traceback:
         print(result.traceback, flush=True)
     return 0 if result.status == "ok" else 3
