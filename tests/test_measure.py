@@ -365,3 +365,119 @@ def test_boundaries_say_where_the_next_loop_must_end(tmp_path):
     assert window.covers(21) and window.covers(24) and not window.covers(20)
     clipped = ProfileWindow(95, 10, 100, str(tmp_path), str(tmp_path))
     assert clipped.end == 100 and clipped.boundary(100)
+
+
+# --- checkpoints, resume and profiles in loops of several steps --------------------------------
+
+
+def _record_launches(monkeypatch):
+    from harness.run.engine import EagerEngine
+
+    launches = []
+    original = EagerEngine.launch
+
+    def launch(self, steps):
+        launches.append(steps)
+        return original(self, steps)
+
+    monkeypatch.setattr(EagerEngine, "launch", launch)
+    return launches
+
+
+@pytest.mark.core
+def test_a_resumed_run_in_loops_continues_the_uninterrupted_one(bench_run, tiny, tiny_case,
+                                                               monkeypatch):
+    def case(**params):
+        c = _ckpt_case(dict(tiny_case), **params)
+        c["train"].update(steps_per_loop=5)
+        return c
+
+    whole = bench_run(case(), plugins=[tiny]).report["results"][0]
+    cut = bench_run(case(interrupt_at_step=25), plugins=[tiny])
+    assert cut.report["status"] == "interrupted"
+    index = json.load(open(os.path.join(cut.folder, "checkpoints", "devices_1", "index.json")))
+    assert [e["step"] for e in index] == [10, 20]
+    launches = _record_launches(monkeypatch)
+    resumed = bench_run(case(), plugins=[tiny], resume=cut.folder)
+    assert resumed.report["status"] == "ok", resumed.report["results"][0].get("error")
+    result = resumed.report["results"][0]
+    assert result["resumed_from"]["step"] == 20
+    assert launches == [5] * 4  # whole loops from step 20: the warmup's and three measured
+    assert result["warmup_steps"] == 5 and result["measured_steps"] == 15
+    assert [i["step"] for i in result["throughput"]["intervals"]] == [30, 35, 40]
+    tail = {step: loss for step, loss in whole["loss"]["curve"]}
+    for step, loss in result["loss"]["curve"]:
+        assert loss == pytest.approx(tail[step], rel=1e-5)
+    assert result["accuracy"]["accuracy"] == pytest.approx(whole["accuracy"]["accuracy"])
+    own = json.load(open(os.path.join(resumed.folder, "checkpoints", "devices_1", "index.json")))
+    assert [e["step"] for e in own] == [30, 40]
+    times = result["time"]
+    assert times["checkpoint_s"] > 0 and times["measured_s"] == pytest.approx(
+        sum(i["seconds"] for i in result["throughput"]["intervals"]))
+    assert sum(times.values()) == pytest.approx(result["wall_time_s"], rel=0.10), times
+
+
+@pytest.mark.core
+def test_a_resumed_step_inside_a_loop_gets_a_shorter_first_loop(bench_run, tiny, tiny_case,
+                                                                monkeypatch):
+    tiny_case["eval"] = {"at_end": True}
+    tiny_case["train"] = {"steps": 40, "warmup_steps": 5, "log_every": 5, "checkpoint_every": 5}
+    tiny_case["params"] = {"interrupt_at_step": 15}
+    cut = bench_run(dict(tiny_case), plugins=[tiny])  # one step per loop: saved at 5 and 10
+    assert cut.report["status"] == "interrupted"
+    tiny_case["params"] = {}
+    tiny_case["train"] = {"steps": 40, "warmup_steps": 4, "log_every": 4, "steps_per_loop": 4}
+    whole = bench_run(dict(tiny_case), plugins=[tiny]).report["results"][0]
+    launches = _record_launches(monkeypatch)
+    resumed = bench_run(dict(tiny_case), plugins=[tiny], resume=cut.folder)
+    result = resumed.report["results"][0]
+    assert result["status"] == "ok", result.get("error")
+    assert result["resumed_from"]["step"] == 10
+    # 10-12 realigns the loops; 12-16 ends the warmup; then whole loops as the whole run's
+    assert launches == [2, 4] + [4] * 6
+    assert result["warmup_steps"] == 6
+    assert [i["step"] for i in result["throughput"]["intervals"]] == list(range(20, 41, 4))
+    tail = {step: loss for step, loss in whole["loss"]["curve"]}
+    for step, loss in result["loss"]["curve"]:
+        assert loss == pytest.approx(tail[step], rel=1e-5)
+
+
+@pytest.mark.core
+def test_a_checkpoint_and_profile_window_in_loops(bench_run, tiny, tiny_case, monkeypatch):
+    launches = _record_launches(monkeypatch)
+    tiny_case["train"] = {"steps": 40, "warmup_steps": 5, "log_every": 10, "steps_per_loop": 5,
+                          "checkpoint_every": 15}
+    tiny_case["profile"] = {"start_step": 21, "steps": 5}
+    outcome = bench_run(tiny_case, plugins=[tiny])
+    result = outcome.report["results"][0]
+    assert result["status"] == "ok", result.get("error")
+    assert launches == [5] * 8  # the edges are whole loops: no loop is cut
+    index = json.load(open(os.path.join(outcome.folder, "checkpoints", "devices_1",
+                                        "index.json")))
+    assert [e["step"] for e in index] == [15, 30, 40]
+    # synced at the checkpoints (15, 30) and the window's edges (20, 25); 21-25 not measured
+    assert [i["step"] for i in result["throughput"]["intervals"]] == [10, 15, 20, 30, 40]
+    assert result["measured_steps"] == 30
+    assert result["profile"]["error"] is None and result["profile"]["files"]
+    assert result["time"]["profile_s"] > 0 and result["time"]["checkpoint_s"] > 0
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("extra, key", [
+    ({"train": {"checkpoint_every": 6}}, "train.checkpoint_every"),
+    ({"profile": {"start_step": 14, "steps": 4}}, "profile.start_step"),
+    ({"profile": {"start_step": 13, "steps": 3}}, "profile.steps"),
+])
+def test_checkpoints_and_profiles_inside_a_loop_are_bad_input(tmp_path, bench_cli, tiny_case,
+                                                               extra, key):
+    tiny_case["train"].update(steps=40, warmup_steps=4, log_every=4, steps_per_loop=4)
+    tiny_case["train"].update(extra.get("train", {}))
+    if "profile" in extra:
+        tiny_case["profile"] = extra["profile"]
+    path = write_case(tmp_path, tiny_case)
+    out = tmp_path / "r"
+    result = bench_cli("run", path, "--plugin", "tiny_model", "--out", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"bench: error: {path}: {key}: must be ")
+    assert "train.steps_per_loop (4)" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not out.exists()

@@ -64,9 +64,12 @@ def test_the_time_breakdown_adds_up_to_the_wall_time(bench_run, tiny, tiny_case)
     result = _run(bench_run, tiny, tiny_case, steps=25, warmup_steps=10, log_every=5,
                   steps_per_loop=5)["results"][0]
     times = result["time"]
-    assert set(times) == {"init_s", "first_loop_s", "warmup_s", "measured_s", "eval_s",
-                          "other_s"}
-    assert all(value > 0 for value in times.values()), times
+    assert set(times) == {"init_s", "probe_s", "first_loop_s", "warmup_s", "measured_s",
+                          "eval_s", "checkpoint_s", "profile_s", "other_s"}
+    # synthetic data: no input probe; no checkpoints, no profile window
+    assert times["probe_s"] == times["checkpoint_s"] == times["profile_s"] == 0.0
+    assert all(times[key] > 0 for key in times if key not in (
+        "probe_s", "checkpoint_s", "profile_s")), times
     assert times["first_loop_s"] >= 5 * 0.060 and times["warmup_s"] >= 5 * 0.060
     measured = sum(i["seconds"] for i in result["throughput"]["intervals"])
     assert times["measured_s"] == pytest.approx(measured)
