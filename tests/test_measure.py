@@ -481,3 +481,25 @@ def test_checkpoints_and_profiles_inside_a_loop_are_bad_input(tmp_path, bench_cl
     assert result.stderr.startswith(f"bench: error: {path}: {key}: must be ")
     assert "train.steps_per_loop (4)" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("index, problem", [
+    ('[{"step": 10, "path": "../../elsewhere"}]', "[0].path: expected a checkpoint name"),
+    ('[{"path": "ckpt-10"}]', "[0].step: expected a step number, got None"),
+    ('{"step": 10}', "expected a list of checkpoints"),
+    ('[{"step": 10, "path": "ckpt-10"}', "not valid JSON"),
+])
+def test_a_bad_checkpoint_index_is_one_line_naming_it(tmp_path, bench_run, bench_cli, tiny,
+                                                      tiny_case, index, problem):
+    tiny_case["train"] = {"steps": 20, "warmup_steps": 5, "log_every": 5, "checkpoint_every": 10}
+    trained = bench_run(tiny_case, plugins=[tiny])
+    path = os.path.join(trained.folder, "checkpoints", "devices_1", "index.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(index)
+    for args in (("evaluate", trained.folder), ("run", write_case(tmp_path, tiny_case),
+                                                "--resume", trained.folder)):
+        result = bench_cli(*args, "--out", str(tmp_path / "out"), "--plugin", "tiny_model")
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.startswith(f"bench: error: {path}: ") and problem in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import time
 from typing import Any, Callable
 
@@ -21,6 +22,8 @@ from harness.reports.store import write_atomic
 
 FOLDER = "checkpoints"
 INDEX = "index.json"
+INDEX_LIMIT = 16 << 20
+SAFE_NAME = re.compile(r"^ckpt-[0-9]+$")  # what save() writes: never a path out of the folder
 
 
 def count_folder(run_folder: str, count: int) -> str:
@@ -28,16 +31,25 @@ def count_folder(run_folder: str, count: int) -> str:
 
 
 def read_index(folder: str) -> list[dict[str, Any]]:
-    """The saved checkpoints of one count folder, by step (an absent index has none)."""
-    try:
-        with open(os.path.join(folder, INDEX), encoding="utf-8") as fh:
-            entries = json.load(fh)
-    except FileNotFoundError:
+    """The saved checkpoints of one count folder, by step (an absent index has none). The
+    index is a user file once a run folder is handed back (``--resume``, ``bench evaluate``):
+    read bounded and strict, each entry a step and a checkpoint name inside the folder."""
+    from harness.userfiles import parse_json, read_user_text
+
+    path = os.path.join(folder, INDEX)
+    if not os.path.lexists(path):
         return []
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{os.path.join(folder, INDEX)}: cannot read: {exc}") from None
+    entries = parse_json(read_user_text(path, "checkpoint index", INDEX_LIMIT), path)
     if not isinstance(entries, list):
-        raise BenchError(f"{os.path.join(folder, INDEX)}: expected a list of checkpoints")
+        raise BenchError(f"{path}: expected a list of checkpoints")
+    for i, entry in enumerate(entries):
+        name = entry.get("path") if isinstance(entry, dict) else None
+        step = entry.get("step") if isinstance(entry, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise BenchError(f"{path}: [{i}].step: expected a step number, got {step!r}")
+        if not isinstance(name, str) or not SAFE_NAME.match(name):
+            raise BenchError(f"{path}: [{i}].path: expected a checkpoint name such as "
+                             f"'ckpt-{step}', got {name!r}")
     return sorted(entries, key=lambda e: e["step"])
 
 
