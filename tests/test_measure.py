@@ -415,6 +415,8 @@ def test_a_resumed_run_in_loops_continues_the_uninterrupted_one(bench_run, tiny,
     assert times["checkpoint_s"] > 0 and times["measured_s"] == pytest.approx(
         sum(i["seconds"] for i in result["throughput"]["intervals"]))
     assert sum(times.values()) == pytest.approx(result["wall_time_s"], rel=0.10), times
+    md = _md(resumed)
+    assert "## Time" in md and "| checkpoint s |" in md and "<h3>Time</h3>" in _html(resumed)
 
 
 @pytest.mark.core
@@ -503,3 +505,27 @@ def test_a_bad_checkpoint_index_is_one_line_naming_it(tmp_path, bench_run, bench
         assert result.exit_code == 2, result.stderr
         assert result.stderr.startswith(f"bench: error: {path}: ") and problem in result.stderr
         assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("key, value, problem", [
+    ("memory", {"host_peak_bytes": "1 GiB"}, "results[0].memory.host_peak_bytes: expected a number"),
+    ("repeats", {"n": 3}, "results[0].repeats.samples_per_sec: missing"),
+    ("time", {"init_s": "slow"}, "results[0].time.init_s: expected a number"),
+    ("profile", {"start_step": 3, "end_step": 4, "files": [1]},
+     "results[0].profile.files[0]: expected a string"),
+    ("checkpoint_evals", [{"step": 10, "accuracy": "high"}],
+     "results[0].checkpoint_evals[0].accuracy: expected a number"),
+])
+def test_the_report_loader_checks_the_measurements(tmp_path, bench_run, bench_cli, tiny,
+                                                   tiny_case, key, value, problem):
+    outcome = bench_run(tiny_case, plugins=[tiny])
+    path = os.path.join(outcome.folder, "report.json")
+    report = json.load(open(path))
+    report["results"][0][key] = value
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh)
+    result = bench_cli("report", outcome.folder)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"bench: error: {path}: {problem}")
+    assert len(result.stderr.splitlines()) == 1

@@ -37,11 +37,19 @@ def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> floa
     return 2.0 * size**3 / best
 
 
-def multi_worker_strategy() -> Any:
-    """MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (set by the process launcher)."""
+def multi_worker_strategy(backend: Any = None) -> Any:
+    """MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (set by the process launcher),
+    one per process: kept on ``backend`` and handed out again for every repeat. A second one
+    in the same process re-enables collective ops under the first's cluster, and its first
+    broadcast then fails now and then ("Delete called on non-empty BufRendezvous")."""
     from harness.tfcompat import tf
 
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    strategy = getattr(backend, "_multi_worker_strategy", None)
+    if strategy is None:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        if backend is not None:
+            backend._multi_worker_strategy = strategy
+    return strategy
 
 
 class CpuBackend(DeviceBackend):
@@ -80,7 +88,7 @@ class CpuBackend(DeviceBackend):
         from harness.tfcompat import tf
 
         if workers > 1:
-            return multi_worker_strategy()
+            return multi_worker_strategy(self)
         if count == 1:
             # The default strategy adds nothing to the step (OneDeviceStrategy costs ~10% on
             # small models through its distributed iterator).

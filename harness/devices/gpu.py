@@ -159,7 +159,7 @@ class GpuBackend(DeviceBackend):
         from harness.tfcompat import tf
 
         if workers > 1:
-            return multi_worker_strategy()
+            return multi_worker_strategy(self)
         if count == 1:
             return tf.distribute.get_strategy()  # places on /gpu:0, adds nothing to the step
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(count)])

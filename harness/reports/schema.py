@@ -60,6 +60,30 @@ RESULT = Spec("map", keys={
         "curve": Spec("list", null=True, items=Spec("list", items=_num()))}),
     "accuracy": METRICS,
     "evals": Spec("list", null=True, items=Spec("map", values=Spec("any"))),
+    # issue 15's measurements: what the summary, report.md/html and compare read of them
+    "time": Spec("map", null=True, values=_num()),
+    "memory": Spec("map", null=True, keys={
+        "host_peak_bytes": _num(minimum=0), "device_peak_bytes": _num(minimum=0),
+        "device_total_bytes": _num(minimum=0)}),
+    "repeats": Spec("map", null=True, keys={
+        "n": Spec("int", minimum=0), "requested": Spec("int", null=True, minimum=1),
+        "samples_per_sec": Spec("list", items=_num(False)), "mean": _num(), "stdev": _num(),
+        "ci95": Spec("list", null=True, items=_num(False)), "olympic_mean": _num()},
+        required=("n", "samples_per_sec")),
+    "input_only": Spec("bool", null=True),
+    "input_pipeline": Spec("map", null=True, keys={
+        "samples_per_sec": _num(minimum=0), "bound": Spec("bool", null=True),
+        "steps": Spec("int", null=True, minimum=0)}, required=("samples_per_sec",)),
+    "profile": Spec("map", null=True, keys={
+        "start_step": Spec("int"), "end_step": Spec("int"), "tool": _text(),
+        "files": Spec("list", null=True, items=_text(False)), "error": _text(),
+        "whole_run": Spec("bool", null=True)}, required=("start_step", "end_step")),
+    "resumed_from": Spec("map", null=True, keys={
+        "step": Spec("int", minimum=0), "checkpoint": _text(False),
+        "data_position": Spec("bool", null=True)}, required=("step", "checkpoint")),
+    "checkpoint_evals": Spec("list", null=True, items=Spec("map", keys={
+        "step": Spec("int", minimum=0), "epoch": _num(), "checkpoint_time": _text(),
+        "elapsed_s": _num(), "checkpoint": _text()}, values=_num(), required=("step",))),
 }, required=("devices", "global_batch_size", "status", "throughput"))
 CASE = Spec("map", keys={
     "name": _text(False), "model": _text(False), "device": _text(False),

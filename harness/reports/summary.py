@@ -70,7 +70,7 @@ def fmt_memory(row: dict[str, Any]) -> str:
 def fmt_rate(row: dict[str, Any]) -> str:
     """samples/s, with ``± half the 95 % interval (n runs)`` for repeats, ``(input only)``."""
     text = fmt(row["samples_per_sec"])
-    if row["ci95"]:
+    if row["ci95"] and len(row["ci95"]) == 2:  # [low, high]
         low, high = row["ci95"]
         text += f" ± {fmt((high - low) / 2)} (n={row['repeats']})"
     elif row["repeats"]:
@@ -96,10 +96,15 @@ def fmt(value: Any, spec: str = ".1f") -> str:
     return str(value)
 
 
+TIME_KEYS = ("init_s", "probe_s", "first_loop_s", "warmup_s", "measured_s", "eval_s",
+             "checkpoint_s", "profile_s", "other_s")
+
+
 def detail_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's extra tables as plain strings, for report.md and report.html alike:
     ``{"title", "headers", "rows", "note"}`` for repeats, checkpoint evaluations (the seed's
-    step / epoch / metrics / checkpoint time layout), input pipelines, profiles, resumes."""
+    step / epoch / metrics / checkpoint time layout), input pipelines, profiles, the time
+    breakdown, resumes."""
     results = report.get("results", [])
     tables = []
     repeats = [(r["devices"], r["repeats"]) for r in results if r.get("repeats")]
@@ -110,7 +115,7 @@ def detail_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append([str(devices), str(rep["n"]),
                          ", ".join(fmt(v) for v in rep["samples_per_sec"]) or "-",
                          fmt(rep.get("mean")), fmt(rep.get("stdev"), ".2f"),
-                         f"{fmt(ci[0])}–{fmt(ci[1])}" if ci else "-",
+                         f"{fmt(ci[0])}–{fmt(ci[1])}" if ci and len(ci) == 2 else "-",
                          fmt(rep.get("olympic_mean"))])
         tables.append({"title": "Repeats", "headers": [
             "devices", "n", "samples/s of each", "mean", "stdev", "95% CI (t)", "olympic mean"],
@@ -150,6 +155,16 @@ def detail_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
         tables.append({"title": "Profile", "headers": ["devices", "steps", "tool", "trace",
                                                         "error"], "rows": rows,
                        "note": "Profiled steps are outside the measured window."})
+    timed = [r for r in results if isinstance(r.get("time"), dict)
+             and r["time"].get("init_s") is not None]
+    if timed:
+        keys = [k for k in TIME_KEYS if any(k in r["time"] for r in timed)]
+        rows = [[str(r["devices"]), *[fmt(r["time"].get(k), ".2f") for k in keys],
+                 fmt(r.get("wall_time_s"), ".2f")] for r in timed]
+        tables.append({"title": "Time", "headers": [
+            "devices", *[k[:-2].replace("_", " ") + " s" for k in keys], "wall s"],
+            "rows": rows, "note": "Where the wall time went (the parts add up to it): see the "
+                                  "README's report schema."})
     resumed = [r for r in results if r.get("resumed_from")]
     if resumed:
         rows = [[str(r["devices"]), str(r["resumed_from"]["step"]),
