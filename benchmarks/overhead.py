@@ -26,11 +26,12 @@ def bare_samples_per_sec(case, plugins, steps: int, warmup: int) -> float:
     keras.utils.set_random_seed(case.seed)
     ctx = RunContext(devices=1, batch_size=case.batch_size, global_batch_size=case.batch_size,
                      train_steps=steps + warmup, seed=case.seed)
-    dataset = plugins.hook.build_dataset(case=case, split="train", ctx=ctx)
+    hooks = plugins.model_hooks(case)
+    dataset = hooks.build_dataset("train", ctx)
     if int(dataset.cardinality()) > 0:
         ctx.steps_per_epoch = int(dataset.cardinality())
         dataset = dataset.repeat()
-    spec = plugins.hook.build_model(case=case, ctx=ctx)
+    spec = hooks.build_model(ctx)
     model, optimizer, loss_fn = spec.model, spec.optimizer, spec.loss
     iterator = iter(dataset)
 

@@ -28,6 +28,8 @@ _EXPORTS = {
     "EvalSpec": "harness.case",
     "ModelSpec": "harness.context",
     "RunContext": "harness.context",
+    "Task": "harness.task",
+    "PluginError": "harness.errors",
     "DeviceBackend": "harness.devices.base",
     "ModelRegistry": "harness.registry",
     "DeviceRegistry": "harness.registry",
@@ -44,6 +46,8 @@ _EXPORTS = {
     "LOG_NUMBER": "harness.reports.import_log",
     "Result": "harness.run.result",
     "Status": "harness.run.result",
+    "RunOutcome": "harness.run.session",
+    "CliResult": "harness.testing",
 }
 
 __all__ = [
@@ -61,6 +65,8 @@ __all__ = [
     "EvalSpec",
     "ModelSpec",
     "RunContext",
+    "Task",
+    "PluginError",
     "DeviceBackend",
     "ModelRegistry",
     "DeviceRegistry",
@@ -77,6 +83,8 @@ __all__ = [
     "LOG_NUMBER",
     "Result",
     "Status",
+    "RunOutcome",
+    "CliResult",
 ]  # = _EXPORTS' names (a test checks)
 
 _moved.install()
@@ -100,7 +108,14 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.context import ModelSpec, RunContext
     from harness.datacli import data_group
     from harness.devices.base import DeviceBackend
-    from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, BenchError, at
+    from harness.errors import (
+        EXIT_BAD_INPUT,
+        EXIT_OK,
+        EXIT_RUN_FAILED,
+        BenchError,
+        PluginError,
+        at,
+    )
     from harness.host import cache_dir
     from harness.markers import hookimpl, hookspec
     from harness.registry import (
@@ -114,3 +129,6 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.reports.import_log import LOG_NUMBER, ParsedLog, read_log_lines
     from harness.reports.store import load_report, write_atomic
     from harness.run.result import Result, Status
+    from harness.run.session import RunOutcome
+    from harness.task import Task
+    from harness.testing import CliResult

@@ -22,3 +22,14 @@ class BenchError(Exception):
 def at(where: str, key: str, message: str) -> BenchError:
     """A bad-input error located at ``where`` (a file) and ``key`` (a dotted path)."""
     return BenchError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+class PluginError(BenchError):
+    """A plugin broke the plugin contract (a hook that answers for another plugin's model, an
+    unknown hook, a loss of the wrong shape, ...): one line naming the plugin, exit 2. Found
+    during a run, it fails that device count (the report says why) and stops the later ones.
+    """
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(f'plugin "{plugin}": {message}', EXIT_BAD_INPUT)
+        self.plugin = plugin

@@ -39,6 +39,11 @@ class DeviceBackend:
         """``{"type", "name", "count"}`` of what is present (for ``bench list`` and reports)."""
         return {"type": cls.name, "name": "", "count": 0}
 
+    @classmethod
+    def reserve(cls, max_devices: int) -> None:
+        """Called once per ``bench run`` before TensorFlow starts, with the most devices any of
+        its cases runs in this process (``prepare`` then comes per case)."""
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
 
