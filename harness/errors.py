@@ -14,6 +14,10 @@ class BenchError(Exception):
     (``cases/x.yaml: train.steps: expected an integer, got 'ten'``).
     """
 
+    # Raised while a tf.function traces (a plugin's loss, a dataset map), autograph would wrap
+    # it in a StagingError with the traced source; this attribute makes it pass through as is.
+    ag_pass_through = True
+
     def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
         super().__init__(message)
         self.exit_code = exit_code
