@@ -67,25 +67,21 @@ def _register_commands(plugins: Any) -> None:
 
 def _print_failures(outcomes: list[Any]) -> None:
     """One line per result that did not end ok: the reason (the traceback is in train.log)."""
+    from harness.reports.summary import reason
+
     for outcome in outcomes:
         report = outcome.report
         name = report["case"]["name"]
         if report.get("error"):
-            click.echo(f"bench: {name}: {report['status']}: {_first_line(report['error'])}",
-                       err=True)
+            click.echo(f"bench: {name}: {report['status']}: {reason(report['error'])}", err=True)
         for result in report.get("results", []):
             if result["status"] != "ok":
                 click.echo(f"bench: {name}, {result['devices']} device(s): {result['status']}: "
-                           f"{_first_line(result.get('error') or 'no reason recorded')}",
-                           err=True)
+                           f"{reason(result.get('error'))}", err=True)
         if report.get("skipped_devices"):
-            click.echo(f"bench: {name}: not run at {', '.join(map(str, report['skipped_devices']))}"
-                       f" device(s): the failure would repeat", err=True)
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
+            counts = ", ".join(map(str, report["skipped_devices"]))
+            click.echo(f"bench: {name}: not run at {counts} device(s): the failure would repeat",
+                       err=True)
 
 
 def _print_summary(outcomes: list[Any]) -> None:
