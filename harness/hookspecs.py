@@ -100,7 +100,9 @@ def configure_npu(case: Case, options: dict[str, Any]) -> None:
     and CPU). ``options`` starts as the case's ``npu:`` section plus ``precision``; change it in
     place (``options.setdefault("precision_mode", "allow_mix_precision")``,
     ``options["loss_scale"] = 1024``, ``iterations_per_loop``, ``hcom_parallel``, ...).
-    A model plugin only touches options for its own ``case.model``. Return nothing.
+    A model plugin only touches options for its own ``case.model``: one that changes the
+    options of another plugin's model is refused (unless it declared ``registry.extend``).
+    A task's ``configure_npu(options)`` answers this for its model. Return nothing.
     """
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.errors import PluginError
+from harness.errors import BenchError, PluginError
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -43,22 +43,28 @@ class ModelHooks:
         self.model = info.name
         self.owner = info.plugin
         self.extenders = plugins.models.extenders(info.name)
-        self.task = info.task(case) if info.task is not None else None
         self.served: dict[str, Any] = {}  # hook -> plugin name (configure_npu: a list)
+        self.task = None
+        if info.task is not None:
+            self.task = _before_run(self.owner, f"{info.task.__name__}(case)", info.task, case)
 
     # -- the hooks ----------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """The model's own input checks (bad input: raise BenchError)."""
+        """The model's own input checks (bad input: raise BenchError), then every plugin's
+        ``validate_case``; run before anything is written, so any other exception is the
+        plugin's bug: one line naming it."""
         if self.task is not None:
-            self.task.validate()
-        self.plugins.hook.validate_case(case=self.case)
+            _before_run(self.owner, "validate()", self.task.validate)
+        for impl in reversed(self.plugins.hook.validate_case.get_hookimpls()):
+            call = _caller(impl)
+            _before_run(impl.plugin_name, "validate_case()", call, {"case": self.case})
 
     def configure_npu(self, options: dict[str, Any]) -> None:
         """Every configure_npu in its place; another model's plugin may look but not touch."""
         for plugin, call in self._impls("configure_npu", ("foreign",)):
             trial = copy.deepcopy(options)
-            call({"case": self.case, "options": trial})
+            _before_run(plugin, "configure_npu()", call, {"case": self.case, "options": trial})
             keys = sorted(str(k) for k in {*trial, *options}
                           if trial.get(k, _ABSENT) != options.get(k, _ABSENT))
             if keys:
@@ -69,7 +75,8 @@ class ModelHooks:
         for group in ("extender", "task", "own", "fallback"):
             for plugin, call in self._impls("configure_npu", (group,), task):
                 before = copy.deepcopy(options)
-                call({"case": self.case, "options": options})
+                _before_run(plugin, "configure_npu()", call, {"case": self.case,
+                                                              "options": options})
                 if options != before and plugin not in changed:
                     changed.append(plugin)
         self.served["configure_npu"] = changed
@@ -142,6 +149,17 @@ class ModelHooks:
                                    f'"{self.owner}" registered; a model hook returns None for '
                                    f"other plugins' models (or its plugin declares "
                                    f"registry.extend({self.model!r}) in register_models)")
+
+
+def _before_run(plugin: str, what: str, function: Callable, *args: Any) -> Any:
+    """``function(*args)``; an exception other than BenchError (raised before the run starts,
+    where a traceback would escape) becomes one line naming the plugin."""
+    try:
+        return function(*args)
+    except BenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, said in one line
+        raise PluginError(plugin, f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 def _caller(impl: Any) -> Callable[[dict], Any]:

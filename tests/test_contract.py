@@ -355,3 +355,19 @@ def test_data_source_defaults_to_the_first_declared_and_pathless_sources_need_no
     (case,) = load_cases([write_case(tmp_path, {"model": "files",
                                                 "data": {"source": "synthetic"}})], [], plugins)
     assert case.data.source == "synthetic"
+
+
+def test_a_task_that_raises_before_the_run_is_one_line_naming_its_plugin(bench_run, tmp_path):
+    class Crashing(LinearTask):
+        def validate(self):
+            return self.case.params["no_such_param"]
+
+    @hookimpl
+    def register_models(registry):
+        registry.add("crashing", task=Crashing)
+
+    plugin = SimpleNamespace(__name__="crashing_plugin", register_models=register_models)
+    with pytest.raises(BenchError) as info:
+        bench_run({"model": "crashing"}, plugins=[plugin])
+    assert str(info.value) == "plugin \"crashing_plugin\": validate(): KeyError: 'no_such_param'"
+    assert not (tmp_path / "reports").exists()
