@@ -1,4 +1,4 @@
-"""``npu_device.train``."""
+"""``npu_device.train``. Real: tf_adapter_2.x/python/npu_device/_api/train/__init__.py."""
 
 from __future__ import annotations
 

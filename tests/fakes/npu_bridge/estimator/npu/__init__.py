@@ -1,0 +1,1 @@
+"""``npu_bridge.estimator.npu`` (a namespace package in the real tree)."""

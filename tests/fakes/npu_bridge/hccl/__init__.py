@@ -1,0 +1,1 @@
+"""``npu_bridge.hccl`` (a namespace package in the real tree)."""

@@ -1,0 +1,1 @@
+"""``npu_device.configs``: the option classes behind ``global_options()``."""
