@@ -183,11 +183,21 @@ def test_a_greedy_plain_hook_is_refused_naming_plugin_hook_and_model(bench_run, 
 
 
 def test_a_plugin_that_declares_it_extends_a_model_answers_for_it(bench_run, tiny, tiny_case):
-    outcome = bench_run(tiny_case, plugins=[tiny, greedy("extender", extends="tiny_mlp")])
+    extender = greedy("extender", extends="tiny_mlp")
+
+    @hookimpl
+    def log_interval(case, record, ctx):  # a plain log_interval gets the run's ctx too
+        return f"extended step {record['step']} of {ctx.devices}, {type(ctx.model_spec).__name__}"
+
+    extender.log_interval = log_interval
+    outcome = bench_run(tiny_case, plugins=[tiny, extender])
     assert outcome.report["status"] == "ok", outcome.report["results"][0]["error"]
     served = outcome.report["model_hooks"]
     assert served["build_model"]["plugin"] == "extender"
+    assert served["log_interval"]["plugin"] == "extender"
     assert served["build_dataset"]["plugin"] == "tiny_model"
+    log = open(os.path.join(outcome.folder, "train.log")).read()
+    assert "extended step 40 of 1, ModelSpec" in log
 
 
 def test_a_greedy_configure_npu_is_refused_before_anything_is_written(bench_run, tiny, tiny_case,
