@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import os
@@ -60,16 +61,20 @@ def disabled_from_env() -> tuple[str, ...]:
     return tuple(n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip())
 
 
-def _distribution_of(module_path: str) -> str | None:
-    """The installed distribution that ships ``module_path``'s top package, where the
-    metadata can say (Python >= 3.10); None otherwise."""
+@functools.lru_cache(maxsize=1)
+def _package_distributions() -> dict[str, list[str]]:
+    """Top-level package -> distributions (Python >= 3.10; reading it takes about 0.5 s, so
+    once per process and only when a report names a plugin's distribution)."""
     finder = getattr(metadata, "packages_distributions", None)
-    if finder is None:
-        return None
     try:
-        names = finder().get(module_path.split(".")[0]) or []
-    except Exception:  # noqa: BLE001 - odd metadata on the path: the name stays unknown
-        return None
+        return dict(finder()) if finder is not None else {}
+    except Exception:  # noqa: BLE001 - odd metadata on the path: names stay unknown
+        return {}
+
+
+def _distribution_of(module_path: str) -> str | None:
+    """The installed distribution that ships ``module_path``'s top package, or None."""
+    names = _package_distributions().get(module_path.split(".")[0]) or []
     return names[0] if names else None
 
 
@@ -182,14 +187,14 @@ class BenchPlugins:
                                  f"{type(exc).__name__}: {exc} (bench -p no:{ep.name} ... "
                                  f"disables it)") from None
             self.add(plugin, ep.name, version, "entry point", ep.value,
-                     dist.metadata["Name"] if dist is not None else _distribution_of(ep.value))
+                     dist.metadata["Name"] if dist is not None else None)
 
     def load_module(self, module_path: str, source: str = "--plugin") -> None:
         if module_path in self.infos or module_path in self.disabled:
             return
         module = _import(module_path, module_path)
         self.add(module, module_path, getattr(module, "__version__", "unversioned"), source,
-                 module_path, _distribution_of(module_path))
+                 module_path)
 
     def add_object(self, obj: object) -> None:
         """A plugin object (a module or any object with hook functions), e.g. a test's."""
@@ -254,8 +259,12 @@ class BenchPlugins:
 
         def describe(name: str) -> dict[str, Any]:
             info = self.infos.get(name)
-            return {"plugin": name, "distribution": info.distribution if info else None,
-                    "version": info.version if info else None}
+            if info is None:
+                return {"plugin": name, "distribution": None, "version": None}
+            dist = info.distribution
+            if dist is None and info.source != "object":
+                dist = _distribution_of(info.module)  # a --plugin module of an installed package
+            return {"plugin": name, "distribution": dist, "version": info.version}
 
         return {hook: [describe(n) for n in value] if isinstance(value, list) else describe(value)
                 for hook, value in served.items()}
