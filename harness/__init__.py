@@ -48,6 +48,11 @@ _EXPORTS = {
     "Status": "harness.run.result",
     "RunOutcome": "harness.run.session",
     "CliResult": "harness.testing",
+    "read_user_text": "harness.userfiles",
+    "read_user_bytes": "harness.userfiles",
+    "open_user_text": "harness.userfiles",
+    "parse_json": "harness.userfiles",
+    "parse_yaml": "harness.userfiles",
 }
 
 __all__ = [
@@ -85,6 +90,11 @@ __all__ = [
     "Status",
     "RunOutcome",
     "CliResult",
+    "read_user_text",
+    "read_user_bytes",
+    "open_user_text",
+    "parse_json",
+    "parse_yaml",
 ]  # = _EXPORTS' names (a test checks)
 
 _moved.install()
@@ -132,3 +142,10 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.run.session import RunOutcome
     from harness.task import Task
     from harness.testing import CliResult
+    from harness.userfiles import (
+        open_user_text,
+        parse_json,
+        parse_yaml,
+        read_user_bytes,
+        read_user_text,
+    )

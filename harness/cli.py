@@ -72,21 +72,24 @@ def _print_failures(outcomes: list[Any]) -> None:
     for outcome in outcomes:
         report = outcome.report
         name = report["case"]["name"]
+        lines = []
         if report.get("error"):
-            click.echo(f"bench: {name}: {report['status']}: {reason(report['error'])}", err=True)
+            lines.append(f"{name}: {report['status']}: {reason(report['error'])}")
         for result in report.get("results", []):
             if result["status"] != "ok":
-                click.echo(f"bench: {name}, {result['devices']} device(s): {result['status']}: "
-                           f"{reason(result.get('error'))}", err=True)
+                lines.append(f"{name}, {result['devices']} device(s): {result['status']}: "
+                             f"{reason(result.get('error'))}")
         if report.get("skipped_devices"):
             counts = ", ".join(map(str, report["skipped_devices"]))
-            click.echo(f"bench: {name}: not run at {counts} device(s): the failure would repeat",
-                       err=True)
+            lines.append(f"{name}: not run at {counts} device(s): the failure would repeat")
+        for line in lines:
+            click.echo(f"bench: {one_line(line)}", err=True)
 
 
 def _print_summary(outcomes: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from harness.reports.summary import fmt, summary_rows
 
@@ -97,11 +100,13 @@ def _print_summary(outcomes: list[Any]) -> None:
                                                               "report") else "right")
     for outcome in outcomes:
         for row in summary_rows(outcome.report):
-            acc = " ".join(f"{k}={v:.3f}" for k, v in row["accuracy"].items()) or "-"
-            table.add_row(row["case"], str(row["devices"]), str(row["global_batch"]),
-                          fmt(row["samples_per_sec"]), fmt(row["per_device"]),
-                          fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
-                          fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder)
+            acc = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["accuracy"].items()) or "-"
+            cells = [row["case"], str(row["devices"]), str(row["global_batch"]),
+                     fmt(row["samples_per_sec"]), fmt(row["per_device"]),
+                     fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
+                     fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder]
+            # Text, not markup: a case name such as "[/bold] x" is shown as written
+            table.add_row(*(Text(str(cell)) for cell in cells))
     console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
     console.print(table)
 
@@ -130,7 +135,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
         hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
-    from harness.run.plan import Hosts, load
+    from harness.run.plan import Hosts, load, reserve_devices
     from harness.run.progress import make_progress
     from harness.run.session import execute
 
@@ -139,8 +144,6 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         extra.append(f"device={device}")
     if devices:
         extra.append(f"devices=[{devices}]")
-    from harness.run.plan import reserve_devices
-
     plugins, resolved = load(list(cases), extra, list(plugin_modules), plugins=_plugins())
     cluster = None
     if hosts:
@@ -232,7 +235,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
     """Re-render report.md, report.html (and the other renderers' files) from report.json files."""
     import os
 
-    from harness.reports.store import find_reports, load_report, write_atomic
+    from harness.reports.store import find_reports, load_report
 
     plugins = _plugins()
     outcomes = []
@@ -240,7 +243,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
         data = load_report(path)
         folder = os.path.dirname(path) or "."
         for filename, render in plugins.report_writers.items():
-            write_atomic(os.path.join(folder, filename), render(data))
+            _write_output(os.path.join(folder, filename), render(data))
         outcomes.append(_Rendered(data, folder))
     if html_file:
         from harness.reports.html import render_html_many
@@ -347,6 +350,11 @@ class _Rendered:
 
 def _asks_for_help(argv: list[str]) -> bool:
     return not argv or any(a in ("-h", "--help", "--version") for a in argv)
+def one_line(text: str) -> str:
+    """``text`` on one printable line: a newline, NEL or other control character from a
+    file (a key, a value) is shown escaped, so an error is always exactly one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
+                   for ch in text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -371,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"bench: warning: {exc}; plugin commands are not listed", err=True)
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except BenchError as exc:
-        click.echo(f"bench: error: {exc}", err=True)
+        click.echo(f"bench: error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -105,6 +105,7 @@ class ResNeXt50Task(Task):
 
     def validate(self) -> None:
         check_params(self.case)
+        self.check_global_batch(max(self.case.devices) * self.case.batch_size)
 
     def configure_npu(self, options: dict[str, Any]) -> None:
         """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
@@ -128,15 +129,20 @@ class ResNeXt50Task(Task):
                                  f"records")
         return self._examples
 
+    def check_global_batch(self, global_batch: int) -> None:
+        """A global batch larger than the train split is bad input, found before the run."""
+        examples = self.train_examples()
+        if examples < global_batch:
+            raise BenchError(f"{self.case.source}: batch_size: the global batch "
+                             f"{global_batch} is larger than the {examples} train examples")
+
     def build_dataset(self, split: str, ctx: RunContext) -> Any:
         from plugins.resnext50 import data
 
         case = self.case
         examples = self.train_examples() if split == "train" else None
-        if examples is not None and examples < ctx.global_batch_size:
-            raise BenchError(f"{case.source}: batch_size: the global batch "
-                             f"{ctx.global_batch_size} is larger than the {examples} train "
-                             f"examples")
+        if examples is not None:
+            self.check_global_batch(ctx.global_batch_size)
         build = data.synthetic_dataset if case.data.synthetic else data.tfrecord_dataset
         return build(case, split, ctx, examples)
 
