@@ -202,7 +202,8 @@ class _Targets(_Field):
             else:
                 kind, number = "at_least", bound
             if not _finite_number(number):
-                fail(f"{metric}: expected a finite number, got {number!r}")
+                kind_of = "a finite number" if isinstance(number, float) else "a number"
+                fail(f"{metric}: expected {kind_of}, got {number!r}")
             out[metric] = MappingProxyType({kind: float(number)})
         return out
 

@@ -329,8 +329,9 @@ def test_an_at_most_target_gives_time_to_accuracy(bench_run):
 @pytest.mark.parametrize("target, message", [
     ({"mse": {"below": 1}}, "mse: expected a number or one of {at_least: x}, {at_most: x}, "
                             "got {'below': 1}"),
-    ({"mse": {"at_most": "low"}}, "mse: expected a finite number, got 'low'"),
-    ({"mse": [0.1]}, "mse: expected a finite number, got [0.1]"),
+    ({"mse": {"at_most": "low"}}, "mse: expected a number, got 'low'"),
+    ({"mse": [0.1]}, "mse: expected a number, got [0.1]"),
+    ({"mse": {"at_most": float("inf")}}, "mse: expected a finite number, got inf"),
 ])
 def test_bad_targets_are_one_line(bench_run, target, message):
     with pytest.raises(BenchError, match=r"case.yaml: eval.target: " + _re(message)):
