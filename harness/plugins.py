@@ -9,7 +9,6 @@ import inspect
 import os
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +16,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import BenchError
+from harness.installed import entry_points, metadata
 from harness.markers import PROJECT, hookimpl
 from harness.registry import (
     CaseFormatRegistry,
@@ -173,11 +173,9 @@ class BenchPlugins:
                          DISTRIBUTION)
 
     def load_entry_points(self) -> None:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep, version, distribution in entry_points(ENTRY_POINT_GROUP):
             if ep.name in self.infos or ep.name in self.disabled:
                 continue  # a disabled plugin is not even imported
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else "unknown"
             try:
                 plugin = ep.load()
             except BaseException as exc:  # noqa: BLE001
@@ -186,8 +184,7 @@ class BenchPlugins:
                 raise BenchError(f'error importing plugin "{ep.name}": '
                                  f"{type(exc).__name__}: {exc} (bench -p no:{ep.name} ... "
                                  f"disables it)") from None
-            self.add(plugin, ep.name, version, "entry point", ep.value,
-                     dist.metadata["Name"] if dist is not None else None)
+            self.add(plugin, ep.name, version, "entry point", ep.value, distribution)
 
     def load_module(self, module_path: str, source: str = "--plugin") -> None:
         if module_path in self.infos or module_path in self.disabled:

@@ -104,3 +104,28 @@ def is_loss_scale_optimizer(optimizer: Any) -> bool:
         return True
     return all(callable(getattr(optimizer, name, None))
                for name in ("get_scaled_loss", "get_unscaled_gradients", "apply_gradients"))
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow: ``keras.utils.set_random_seed`` (Keras >= 2.7); on
+    older Keras (Ascend's 2.6) the three seeds it sets."""
+    setter = getattr(_load()["keras"].utils, "set_random_seed", None)
+    if setter is not None:
+        setter(seed)
+        return
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    _load()["tf"].random.set_seed(seed)
+
+
+def relaxed_function(fn: Any) -> Any:
+    """``tf.function`` that traces once for inputs of varying shape (eval batches):
+    ``reduce_retracing`` on TF >= 2.9, ``experimental_relax_shapes`` before (TF 2.6.5)."""
+    tf = _load()["tf"]
+    if tf_version() >= (2, 9):
+        return tf.function(fn, reduce_retracing=True)
+    return tf.function(fn, experimental_relax_shapes=True)

@@ -7,7 +7,6 @@ adapter (npu_bridge) is installed, and on machines with no Ascend software at al
 from __future__ import annotations
 
 import glob
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -16,6 +15,8 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any
 
+from harness.installed import PackageNotFoundError
+from harness.installed import version as dist_version
 from harness.userfiles import read_setting
 
 # Where CANN installs when set_env.sh has not been sourced (toolkit; CANN 8.5 "cann"; the
@@ -116,8 +117,8 @@ def tfplugin_version(root: str) -> str | None:
             return version
     for dist in ("npu-device", "npu_device", "npu-bridge", "npu_bridge"):
         try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
+            return dist_version(dist)
+        except PackageNotFoundError:
             continue
     return None
 
@@ -157,6 +158,13 @@ def npu_smi_info(timeout: float = 10.0) -> dict[str, Any] | None:
 def chip_summary(chips: list[dict[str, Any]]) -> str:
     names = sorted({chip["name"] for chip in chips})
     return "+".join(names)
+
+
+def chip_name() -> str | None:
+    """The chips' name from ``npu-smi info`` (``910A``, ``910B3``; several joined by ``+``),
+    None where npu-smi is absent or lists none."""
+    smi = npu_smi_info()
+    return chip_summary(smi["chips"]) if smi and smi["chips"] else None
 
 
 def device_nodes() -> int:

@@ -14,8 +14,24 @@ from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
 from harness.run.events import RunEvents
 from harness.run.launch import DEFAULT_TIMEOUT_S, GRACE_S, InlineLauncher, ProcessLauncher
-from harness.run.plan import INLINE, PROCESS, Hosts, device_options, launcher_for, resolve_device
-from harness.run.result import STOPS_RUN, Result, Status, add_scaling_efficiency, worst_status
+from harness.run.plan import (
+    INLINE,
+    PROCESS,
+    Hosts,
+    check_npu_placement,
+    device_options,
+    launcher_for,
+    resolve_device,
+    resolve_steps_per_loop,
+)
+from harness.run.result import (
+    STOPS_RUN,
+    Result,
+    Status,
+    add_scaling_efficiency,
+    agreed_rank_options,
+    worst_status,
+)
 from harness.run.runner import Job
 from harness.run.watchdog import Watchdog
 
@@ -66,6 +82,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     where = Where(hosts, rank_table, port_base)
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
+    case = resolve_steps_per_loop(case, backend_cls)
     launchers = {n: launcher_for(case, device_name, n, hosts) for n in case.devices}
     inline = [n for n, how in launchers.items() if how == INLINE]
     if inline and not backend_cls.available():
@@ -74,6 +91,9 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                          f"machine ({reason})")
     if hosts is not None:
         hosts.local_ranks(max(case.devices))  # checks the split before anything is written
+    if device_name == "npu":
+        check_npu_placement(case, [n for n, how in launchers.items() if how == PROCESS],
+                            rank_table)
     model_hooks = plugins.model_hooks(case)  # the run's task: its state lives as long as the run
     model_hooks.validate()  # the model's own input checks: still bad input
     backend = backend_cls()
@@ -157,6 +177,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                                 f"{result.failed_in or 'plugin'} failure at {count} would repeat")
                         break
                 add_scaling_efficiency(results)
+                report["device_options"].update(_jsonable(agreed_rank_options(results)))
                 report["status"] = worst_status([r.status for r in results]).value
                 if dog.message and report["status"] in ("timeout", "interrupted"):
                     report["error"] = dog.message

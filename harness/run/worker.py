@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = plugins.devices.get(spec.device)()
         model_hooks = plugins.model_hooks(case)
         options = plan.device_options(case, plugins, model_hooks)
+        before = dict(options)
         backend.prepare(case, 1, options)
     except BenchError as exc:
         print(f"bench worker: error: {exc}", flush=True)
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
               model_hooks=model_hooks)
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
+    result.device_options = {key: value for key, value in options.items()
+                             if key not in before or before[key] != value}
     write_atomic(spec.result, to_json(result.to_dict(), indent=None))
     if result.traceback:
         print(result.traceback, flush=True)

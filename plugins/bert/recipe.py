@@ -168,9 +168,9 @@ def evaluate(model: Any, dataset: Any) -> dict[str, float]:
     and loss (over sequences), as Google's run_pretraining metric_fn."""
     import numpy as np
 
-    from harness.tfcompat import tf
+    from harness.tfcompat import relaxed_function, tf
 
-    @tf.function(reduce_retracing=True)
+    @relaxed_function
     def sums(features: Any, labels: Any) -> Any:
         outputs = model(features, training=False)
         _, nsp = per_example_losses(labels, outputs)

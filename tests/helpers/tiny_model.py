@@ -31,7 +31,8 @@ def register_models(registry):
                  params={"features": 16, "classes": 4, "hidden": 32, "learning_rate": 0.1,
                          "train_examples": 2048, "sleep_ms": 0.0, "warmup_sleep_ms": 0.0,
                          "nan_at_step": 0, "fail_at_step": 0, "interrupt_at_step": 0,
-                         "exit_at_step": 0, "hang_at_step": 0, "fault_rank": -1},
+                         "exit_at_step": 0, "hang_at_step": 0, "fault_rank": -1,
+                         "weight_decay": 0.0, "shuffle": True, "init_seed_per_rank": False},
                  sources=("synthetic",))
 
 
@@ -46,7 +47,7 @@ def build_dataset(case, split, ctx):
     x, y = _pool(seed, p["train_examples"] if split == "train" else 512, p["features"],
                  p["classes"])
     ds = ctx.shard(tf.data.Dataset.from_tensor_slices((x, y)))
-    if split == "train":
+    if split == "train" and p["shuffle"]:
         ds = ds.shuffle(len(x), seed=case.seed)
     return ds.batch(ctx.pipeline_batch_size, drop_remainder=(split == "train"))
 
@@ -84,9 +85,18 @@ def build_model(case, ctx):
 
     p = case.params
     CALLS["steps"] = 0
+    # init_seed_per_rank: every rank of a process launch starts from other weights (what
+    # broadcasting rank 0's weights must undo)
+    seed = case.seed + int(os.environ.get("BENCH_RANK", "0"))
+    layers = [{}, {}]
+    for index, layer in enumerate(layers):
+        if p["init_seed_per_rank"]:
+            layer["kernel_initializer"] = keras.initializers.GlorotUniform(seed=seed + index)
+        if p["weight_decay"]:
+            layer["kernel_regularizer"] = keras.regularizers.l2(p["weight_decay"])
     inputs = keras.Input((p["features"],))
-    hidden = keras.layers.Dense(p["hidden"], activation="relu")(inputs)
-    logits = keras.layers.Dense(p["classes"], dtype="float32")(hidden)
+    hidden = keras.layers.Dense(p["hidden"], activation="relu", **layers[0])(inputs)
+    logits = keras.layers.Dense(p["classes"], dtype="float32", **layers[1])(hidden)
     model = keras.Model(inputs, logits)
     xent = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=keras.losses.Reduction.NONE)
@@ -97,7 +107,8 @@ def build_model(case, ctx):
     def loss(labels, outputs):
         per_example = xent(labels, outputs)
         if faults:
-            hooked = tf.numpy_function(hook, [per_example], tf.float32, stateful=True)
+            # stateful by default; the stateful= argument is TF >= 2.8's
+            hooked = tf.numpy_function(hook, [per_example], tf.float32)
             # the value comes from the hook (NaN included), the gradient from the real loss
             per_example = per_example + tf.stop_gradient(tf.reshape(hooked, [-1]) - per_example)
         return per_example
