@@ -14,14 +14,14 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from harness.case import RawCase, apply_overrides, parse_override, validate
+from harness.case import RawCase, apply_overrides, parse_override, target_met, validate
 from harness.errors import BenchError
 from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, load_report, new_run_folder, now_iso
 from harness.run import checkpoints
 from harness.run.plan import device_options, load_cases, resolve_device
 from harness.run.result import Status, worst_status
-from harness.run.runner import Job, Runner, new_result, target_met
+from harness.run.runner import Job, Runner, new_result
 from harness.run.session import RunOutcome, _jsonable, file_logger, finish_report
 
 if TYPE_CHECKING:
@@ -69,9 +69,10 @@ def evaluate_run(run_folder: str, case_file: str | None, plugins: BenchPlugins, 
     if not backend_cls.available():
         raise BenchError(f"{case.source}: device: {device_name!r} is not available on this "
                          f"machine ({backend_cls.unavailable_reason() or 'see bench list'})")
-    plugins.hook.validate_case(case=case)
+    model_hooks = plugins.model_hooks(case)
+    model_hooks.validate()  # the model's own input checks: still bad input
     backend = backend_cls()
-    options = device_options(case, plugins)
+    options = device_options(case, plugins, model_hooks)
     backend.prepare(case, 1, options)
 
     run_id, folder = new_run_folder(out_root, case.name)
@@ -85,7 +86,7 @@ def evaluate_run(run_folder: str, case_file: str | None, plugins: BenchPlugins, 
     results = []
     with open(os.path.join(folder, "evaluate.log"), "a", encoding="utf-8") as log_file:
         job = Job(case, plugins, backend, options, progress, file_logger(log_file, progress),
-                  folder=folder)
+                  model_hooks=model_hooks, folder=folder)
         try:
             report["environment"] = capture_environment(
                 plugins, device={**backend.describe(), "type": device_name, "count": 1})
@@ -97,7 +98,7 @@ def evaluate_run(run_folder: str, case_file: str | None, plugins: BenchPlugins, 
         except Exception as exc:  # noqa: BLE001 - the report must still be written
             report["status"], report["error"] = "failed", f"{type(exc).__name__}: {exc}"
         finally:
-            finish_report(folder, report, results, plugins, log_file)
+            finish_report(folder, report, results, plugins, log_file, model_hooks.served)
     return RunOutcome(case, report, folder)
 
 
@@ -119,7 +120,7 @@ def _evaluate_count(job: Job, run_folder: str, count: int) -> Any:
             job.log(f"checkpoint {entry['path']} (step {entry['step']}): "
                     + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
             if case.eval.target and metrics:
-                met = target_met(case, metrics)
+                met = target_met(case.eval.target, metrics)
                 if met and result.time_to_accuracy_s is None:
                     result.time_to_accuracy_s = entry.get("elapsed_s")
                 result.target_met = bool(met or result.time_to_accuracy_s is not None)
@@ -142,13 +143,13 @@ def _evaluate_checkpoint(job: Job, folder: str, entry: dict[str, Any]) -> dict[s
     if entry.get("epoch"):
         ctx.steps_per_epoch = max(1, round(entry["step"] / entry["epoch"]))
     with ctx.strategy.scope():
-        spec = job.plugins.hook.build_model(case=job.case, ctx=ctx)
+        spec = job.model_hooks.build_model(ctx)
         if spec is None:
             raise BenchError(f"no plugin built model {job.case.model!r}")
     ctx.model_spec = spec
     checkpoints.restore_model(spec.model, os.path.join(folder, entry["path"]))
     metrics = runner.eval_metrics(ctx, spec)
-    if metrics is None:
+    if not metrics:
         raise BenchError(f"no plugin evaluated model {job.case.model!r} (no eval dataset or "
                          f"evaluate hook)")
     return metrics

@@ -5,6 +5,7 @@ profile window are their own modules; the loop calls them at interval ends."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -12,9 +13,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness.case import target_met
 from harness.context import RunContext
-from harness.errors import BenchError
+from harness.errors import BenchError, PluginError
+from harness.model_hooks import ModelHooks
 from harness.run import checkpoints
+from harness.run.checks import check_train_batches, checked_loss, missing_target_metric
 from harness.run.engine import EagerEngine
 from harness.run.events import RunEvents
 from harness.run.input_probe import input_bound, input_only_intervals, time_pipeline
@@ -58,6 +62,7 @@ class Job:
     ``folder`` is the run folder (checkpoints and profiles go below it); ``resume`` a run
     folder whose last checkpoints to continue from; ``input_only`` times the train input
     pipeline instead of training (``bench run --input-only``).
+    ``model_hooks`` answer the case's model hooks (its task); one per case run and process.
     """
 
     case: Case
@@ -72,6 +77,11 @@ class Job:
     folder: str = ""
     resume: str | None = None
     input_only: bool = False
+    model_hooks: ModelHooks | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_hooks is None:
+            self.model_hooks = ModelHooks(self.plugins, self.case)
 
 
 def new_result(case: Case, count: int) -> Result:
@@ -91,6 +101,7 @@ class Runner:
         self._memory: MemorySampler | None = None
         self._profile: ProfileWindow | None = None
         self._elapsed_offset = 0.0  # a resumed run's time before its checkpoint
+        self.phase = "build"  # where a failure happened: build | train | eval
 
     def measure(self, count: int) -> Result:
         """Train and evaluate on ``count`` devices; never raises for a failed run: the
@@ -109,6 +120,8 @@ class Runner:
             result.status, result.error = Status.INTERRUPTED, "interrupted by signal"
         except BenchError as exc:
             result.status, result.error = Status.FAILED, str(exc)
+            if isinstance(exc, PluginError):
+                result.faulty_plugin = exc.plugin
         except Exception as exc:  # noqa: BLE001 - a failed run still gets its report
             result.status = Status.FAILED
             result.error = f"{type(exc).__name__}: {exc}".strip()
@@ -119,6 +132,9 @@ class Runner:
             self._finish_window(result)
             if tfcompat.is_loaded():
                 tfcompat.set_precision_policy("float32")
+        if result.status is Status.FAILED:
+            result.failed_in = self.phase
+        result.served_by = dict(self.job.model_hooks.served)
         result.set_intervals(intervals)
         result.wall_time_s = time.perf_counter() - start
         result.set_mfu()
@@ -189,15 +205,17 @@ class Runner:
         from harness.run.plan import resolve_steps_per_loop
 
         job = self.job
-        case, hook, backend = job.case, job.plugins.hook, job.backend
+        case, backend, model = job.case, job.backend, job.model_hooks
         case = resolve_steps_per_loop(case, backend)
+        self.phase = "build"
         ctx = self.prepare(count)
         strategy = ctx.strategy
         times = result.time
 
-        dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
+        dataset = model.build_dataset("train", ctx)
         if dataset is None:
             raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
+        check_train_batches(dataset, ctx, model.who("build_dataset"))
         cardinality = int(dataset.cardinality())
         if cardinality > 0:
             ctx.steps_per_epoch = cardinality
@@ -229,9 +247,10 @@ class Runner:
             times["probe_s"] += time.perf_counter() - began
 
         with strategy.scope():
-            spec = hook.build_model(case=case, ctx=ctx)
+            spec = model.build_model(ctx)
             if spec is None:
                 raise BenchError(f"no plugin built model {case.model!r}")
+            spec.loss = checked_loss(spec.loss, model.who("build_model"))
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
         backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
@@ -264,6 +283,7 @@ class Runner:
         job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
                         init_seconds=time.perf_counter() - start)
         began = time.perf_counter()
+        self.phase = "train"
         # the sinks' run_start (writers opening) included; the input probe is apart
         times["init_s"] = began - start - times["probe_s"]
         step = _loop_end(step, per_loop, warmup_end, saves)
@@ -322,7 +342,7 @@ class Runner:
                       "devices": count}
             job.progress.update(record)
             job.events.emit("interval", record=record, interval=interval.to_dict())
-            line = hook.log_interval(case=case, record=record)
+            line = model.log_line(record, ctx)
             if line:
                 job.log(line)
             if timeout is not None and time.monotonic() - job.started > timeout:
@@ -502,11 +522,28 @@ class Runner:
 
     def _evaluate_now(self, ctx: RunContext, spec: Any, step: int, result: Result,
                       start: float, began: float) -> None:
+        """Evaluate the whole eval split in this process, whatever the launcher: the eval
+        context has one input pipeline (``ctx.shard`` is a no-op), the same batch size."""
         job = self.job
-        case = job.case
+        case, model = job.case, job.model_hooks
+        self.phase = "eval"
         metrics = self.eval_metrics(ctx, spec)
-        if not metrics:
+        if metrics is None:
+            if case.eval.target:
+                raise Stop(Status.FAILED, f"{case.source}: eval.target: the model's plugin "
+                                          f'"{model.owner}" builds no eval dataset')
+            self.phase = "train"
             return
+        if not metrics:
+            if case.eval.target and not result.evals:
+                raise Stop(Status.FAILED, f"{case.source}: eval.target: the evaluation of "
+                                          f'plugin "{model.who("evaluate")}" returned no metrics')
+            self.phase = "train"
+            return
+        if not result.evals:
+            missing = missing_target_metric(case, metrics, model.who("evaluate"))
+            if missing:
+                raise Stop(Status.FAILED, missing)
         elapsed = self._elapsed_offset + time.perf_counter() - start
         result.evals.append({"step": step, "elapsed_s": elapsed, **metrics})
         result.accuracy = metrics
@@ -514,26 +551,27 @@ class Runner:
                         seconds=time.perf_counter() - began)
         job.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         if case.eval.target:
-            met = target_met(case, metrics)
+            met = target_met(case.eval.target, metrics)
             if met and result.time_to_accuracy_s is None:
                 result.time_to_accuracy_s = elapsed
             result.target_met = bool(met or result.time_to_accuracy_s is not None)
+        self.phase = "train"
 
     def eval_metrics(self, ctx: RunContext, spec: Any) -> dict[str, float] | None:
-        """The eval split through the ``evaluate`` hook (cut to ``eval.steps`` batches)."""
-        case, hook = self.job.case, self.job.plugins.hook
-        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
+        """The whole eval split in this process, whatever the launcher (the eval context has
+        one input pipeline, so ``ctx.shard`` is a no-op; the same batch size), cut to
+        ``eval.steps`` batches, through the model's ``evaluate``: None without an eval
+        dataset, ``{}`` without metrics."""
+        model = self.job.model_hooks
+        ctx = dataclasses.replace(ctx, num_input_pipelines=1, input_pipeline_id=0,
+                                  global_batch_size=ctx.pipeline_batch_size)
+        dataset = model.build_dataset("eval", ctx)
         if dataset is None:
             return None
-        if case.eval.steps:
-            dataset = dataset.take(case.eval.steps)
-        metrics = hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
-        return {str(k): float(v) for k, v in metrics.items()} if metrics else None
-
-
-def target_met(case: Case, metrics: dict[str, float]) -> bool:
-    """Every metric of ``eval.target`` holds in ``metrics``."""
-    return all(metrics.get(k, -math.inf) >= v for k, v in case.eval.target.items())
+        if self.job.case.eval.steps:
+            dataset = dataset.take(self.job.case.eval.steps)
+        metrics = model.evaluate(spec.model, dataset, ctx)
+        return {str(k): float(v) for k, v in metrics.items()} if metrics else {}
 
 
 class _Launcher:
