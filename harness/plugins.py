@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +12,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import BenchError
+from harness.installed import entry_points
 from harness.markers import PROJECT, hookimpl
 from harness.registry import (
     CaseFormatRegistry,
@@ -87,10 +87,9 @@ class BenchPlugins:
             self.add(_import(name, module_path), name, __version__, "builtin", module_path)
 
     def load_entry_points(self) -> None:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep, version in entry_points(ENTRY_POINT_GROUP):
             if ep.name in self.infos:
                 continue
-            version = ep.dist.version if ep.dist is not None else "unknown"
             try:
                 plugin = ep.load()
             except BaseException as exc:  # noqa: BLE001

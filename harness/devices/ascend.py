@@ -7,7 +7,6 @@ adapter (npu_bridge) is installed, and on machines with no Ascend software at al
 from __future__ import annotations
 
 import glob
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -15,6 +14,9 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from typing import Any
+
+from harness.installed import PackageNotFoundError
+from harness.installed import version as dist_version
 
 # Where CANN installs when set_env.sh has not been sourced (toolkit; CANN 8.5 "cann"; the
 # runtime-only nnae package). Tests point ASCEND_HOME_PATH at fixture trees instead.
@@ -115,8 +117,8 @@ def tfplugin_version(root: str) -> str | None:
             return version
     for dist in ("npu-device", "npu_device", "npu-bridge", "npu_bridge"):
         try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
+            return dist_version(dist)
+        except PackageNotFoundError:
             continue
     return None
 
