@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 DEVICE_AUTO = "auto"
 PRECISIONS = ("fp32", "mixed")
 LAUNCHERS = ("inline", "process", "auto")
+ENGINES = ("auto", "eager", "graph")
 
 
 def _plain(value: Any) -> Any:
@@ -198,6 +199,8 @@ class Case:
     params: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
     npu: Mapping[str, Any] = _key(None, _Mapping(), factory=dict)
     launcher: str = _key("auto", _Str(choices=LAUNCHERS))
+    # auto: eager on TF 2, graph (tf.compat.v1.Session) on TF 1.x and for graph-only adapters
+    engine: str = _key("auto", _Str(choices=ENGINES))
     plugins: tuple[str, ...] = _key((), _StrList())
     seed: int = _key(0, _Int(minimum=0))
     timeout: float | None = _key(None, _Float(positive=True, nullable=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -52,6 +52,31 @@ class RunContext:
     rank: int = 0
     model_spec: ModelSpec | None = None
     options: dict = field(default_factory=dict)
+    graph_session: Any = None  # the graph engine's tf.compat.v1.Session; None when eager
+
+    def map_batches(self, fn: Callable[..., Any], dataset: Any) -> Iterator[Any]:
+        """``fn(*batch)`` for every batch of ``dataset``, as NumPy values: the way an
+        ``evaluate`` hook runs its model so that it works on either engine. Eagerly ``fn`` is
+        one ``tf.function`` (traced once for batches of varying size); under the graph engine
+        its ops are built once in the engine's graph and run in its session."""
+        from harness import tfcompat
+        from harness.tfcompat import tf
+
+        if self.graph_session is None:
+            compiled = tfcompat.relaxed_function(fn)
+            for batch in dataset:
+                out = compiled(*batch) if isinstance(batch, tuple) else compiled(batch)
+                yield tf.nest.map_structure(lambda t: t.numpy(), out)
+            return
+        iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
+        batch = iterator.get_next()
+        outputs = fn(*batch) if isinstance(batch, tuple) else fn(batch)
+        self.graph_session.run(iterator.initializer)
+        while True:
+            try:
+                yield self.graph_session.run(outputs)
+            except tf.errors.OutOfRangeError:
+                return
 
     @property
     def pipeline_batch_size(self) -> int:

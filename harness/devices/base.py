@@ -75,3 +75,30 @@ class DeviceBackend:
 
     def environment(self) -> dict[str, Any]:
         return {}
+
+    # -- the graph engine (TF 1.x sessions, engine: graph; harness/run/graph_engine.py) --------
+
+    @classmethod
+    def graph_only(cls) -> str | None:
+        """Why this backend trains only through the graph engine (e.g. its adapter runs
+        sessions only), or None."""
+        return None
+
+    def graph_session_config(self, steps_per_loop: int) -> Any:
+        """The graph engine's ``tf.compat.v1.ConfigProto`` for loops of ``steps_per_loop``
+        steps (None: TensorFlow's default)."""
+        return None
+
+    def graph_optimizer(self, optimizer: Any) -> tuple[Any, int]:
+        """Wrap the graph engine's ``tf.compat.v1.train.Optimizer`` (loss scaling, gradient
+        averaging over ranks); returns it and how many ranks it averages the gradients over."""
+        return optimizer, 1
+
+    def loops_on_device(self) -> bool:
+        """Whether the device repeats the train op itself (:meth:`device_loop`); else the
+        graph engine loops with ``tf.while_loop``."""
+        return False
+
+    def device_loop(self, session: Any, train_op: Any, steps: int) -> Any:
+        """The op whose ``session.run`` makes the device run ``train_op`` ``steps`` times."""
+        return train_op

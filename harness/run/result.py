@@ -78,6 +78,7 @@ class Result:
     wall_time_s: float | None = None
     status: Status = Status.RUNNING
     error: str | None = None
+    engine: str | None = None  # eager | graph (harness/run/engine.py)
     window: dict[str, Any] | None = _extra()
     weights_digests: list[str] | None = _extra()
     # a count run as worker processes

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.context import RunContext
 from harness.errors import BenchError
-from harness.run.engine import EagerEngine
+from harness.run.engine import GRAPH, EngineScope, engine_kind
 from harness.run.events import RunEvents
 from harness.run.result import Result, Status
 from harness.run.throughput import Interval
-from harness.run.train_step import current_lr
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -82,7 +81,8 @@ class Runner:
         intervals: list[Interval] = []
         start = time.perf_counter()
         try:
-            self._train(count, result, intervals, start)
+            with EngineScope(engine_kind(self.job.case, self.job.backend)) as scope:
+                self._train(count, result, intervals, start, scope)
             result.status = Status.OK
         except Stop as stop:
             result.status, result.error = stop.status, str(stop)
@@ -127,7 +127,8 @@ class Runner:
             options=dict(job.options),
         )
 
-    def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+    def _train(self, count: int, result: Result, intervals: list[Interval], start: float,
+               scope: EngineScope) -> None:
         from harness import tfcompat
         from harness.tfcompat import keras
 
@@ -136,8 +137,9 @@ class Runner:
         workers = job.worker.world_size if job.worker else 1
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(case.seed)
+        if scope.kind != GRAPH:  # a graph count has a fresh graph (no reset inside one on TF 1)
+            keras.backend.clear_session()
+        tfcompat.set_random_seed(case.seed)
         policy = backend.precision_policy(case, job.options)
         tfcompat.set_precision_policy(policy)
         ctx = self._context(count, strategy, policy)
@@ -145,7 +147,7 @@ class Runner:
         dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
         if dataset is None:
             raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
-        cardinality = int(dataset.cardinality())
+        cardinality = tfcompat.dataset_cardinality(dataset)
         if cardinality > 0:
             ctx.steps_per_epoch = cardinality
             dataset = dataset.repeat()
@@ -171,7 +173,11 @@ class Runner:
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
-        engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, backend.all_reduce)
+        engine = scope.build(strategy, spec, dataset, ctx.global_batch_size, backend,
+                             all_reduce=backend.all_reduce,
+                             capacity=max(case.train.log_every, warmup, 1))
+        result.engine = scope.kind
+        ctx.graph_session = getattr(engine, "session", None)  # the plugins' eval runs there
 
         timeout = case.timeout
         log_every = case.train.log_every
@@ -217,7 +223,7 @@ class Runner:
                       "steps": interval.steps, "samples": interval.samples,
                       "seconds": interval.seconds,
                       "samples_per_sec": interval.samples_per_sec, "loss": losses[-1],
-                      "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
+                      "mean_loss": mean_loss, "lr": engine.learning_rate(step),
                       "devices": count}
             job.progress.update(record)
             job.events.emit("interval", record=record, interval=interval.to_dict())
@@ -240,7 +246,7 @@ class Runner:
         fail a finished measurement."""
         try:
             return self.job.backend.peak_flops(count, dtype)
-        except (OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. a dtype the CPU probe has no kernel for
             self.job.log(f"peak FLOP/s unavailable ({type(exc).__name__}: {exc}); MFU left empty")
             return None
 

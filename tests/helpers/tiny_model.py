@@ -88,8 +88,9 @@ def build_model(case, ctx):
     hidden = keras.layers.Dense(p["hidden"], activation="relu")(inputs)
     logits = keras.layers.Dense(p["classes"], dtype="float32")(hidden)
     model = keras.Model(inputs, logits)
-    xent = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction=keras.losses.Reduction.NONE)
+    # TF 1.15's tf.keras.losses has no Reduction; its v2 namespace does
+    reduction = getattr(keras.losses, "Reduction", None) or tf.compat.v2.keras.losses.Reduction
+    xent = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction.NONE)
     faults = any(p[k] for k in ("sleep_ms", "warmup_sleep_ms", "nan_at_step", "fail_at_step",
                                 "exit_at_step", "hang_at_step"))
     hook = _step_hook(p, case.train.warmup_steps)
@@ -97,7 +98,8 @@ def build_model(case, ctx):
     def loss(labels, outputs):
         per_example = xent(labels, outputs)
         if faults:
-            hooked = tf.numpy_function(hook, [per_example], tf.float32, stateful=True)
+            # stateful by default; the stateful= argument is TF >= 2.8's
+            hooked = tf.numpy_function(hook, [per_example], tf.float32)
             # the value comes from the hook (NaN included), the gradient from the real loss
             per_example = per_example + tf.stop_gradient(tf.reshape(hooked, [-1]) - per_example)
         return per_example
@@ -113,10 +115,14 @@ def build_model(case, ctx):
 def evaluate(case, model, dataset, ctx):
     if case.model != MODEL:
         return None
+    from harness.tfcompat import tf
+
+    def predict(features, labels):
+        return tf.argmax(model(features, training=False), axis=1, output_type=tf.int32), labels
+
     correct = total = 0
-    for features, labels in dataset:
-        predictions = np.argmax(model(features, training=False).numpy(), axis=1)
-        correct += int((predictions == labels.numpy()).sum())
+    for predictions, labels in ctx.map_batches(predict, dataset):
+        correct += int((predictions == labels).sum())
         total += len(predictions)
     return {"accuracy": correct / total}
 
