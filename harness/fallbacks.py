@@ -18,20 +18,14 @@ def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | No
     if spec is None or not spec.metrics:
         return None
     session = ctx.graph_session
+    ctx.reset_metrics(spec.metrics)
     if session is None:
-        for metric in spec.metrics:
-            metric.reset_state()
         for features, labels in dataset:
             outputs = model(features, training=False)
             for metric in spec.metrics:
                 metric.update_state(labels, outputs)
         return {metric.name: float(metric.result()) for metric in spec.metrics}
     # Graph engine: the metrics' update ops run batch by batch in its session.
-    from harness.tfcompat import tf
-
-    session.run(tf.compat.v1.variables_initializer(
-        [v for metric in spec.metrics for v in metric.variables]))
-
     def update(features: Any, labels: Any) -> Any:
         outputs = model(features, training=False)
         return [metric.update_state(labels, outputs) for metric in spec.metrics]

@@ -219,3 +219,19 @@ def autotune() -> int:
     """``tf.data.AUTOTUNE`` (``tf.data.experimental.AUTOTUNE`` on TF 1.15)."""
     data = _load()["tf"].data
     return getattr(data, "AUTOTUNE", None) or data.experimental.AUTOTUNE
+
+
+def unordered() -> dict[str, Any]:
+    """``{"deterministic": False}`` for ``Dataset.map`` / ``interleave`` where they take it
+    (TF >= 2.2); nothing on TF 1.15, whose parallel map and interleave keep their order."""
+    return {"deterministic": False} if tf_version() >= (2, 2) else {}
+
+
+def initialize_keras_variables(session: Any) -> None:
+    """Initialize, in ``session``, the variables Keras created in its graph outside the graph
+    collections (metrics' state: ``collections=[]``), which Keras would initialize in a session
+    of its own: the backend's ``_initialize_variables`` (TF 1.15 and tf_keras alike)."""
+    import importlib
+
+    backend = importlib.import_module(_load()["keras"].backend.clear_session.__module__)
+    backend._initialize_variables(session)

@@ -85,6 +85,15 @@ def _inner(optimizer: Any) -> Any:
     return optimizer
 
 
+def _side_effects(ops: list) -> list:
+    """The stateful ops among ``ops`` whose outputs nothing reads (a loss function's metric
+    updates, a variable it assigns): a ``tf.function`` runs them through its automatic control
+    dependencies; here the step depends on them explicitly. Variable handles, reads and
+    random ops feed others, so only their consumers' updates are picked."""
+    return [op for op in ops if op.op_def is not None and op.op_def.is_stateful
+            and not any(out.consumers() for out in op.outputs)]
+
+
 class GraphEngine:
     """Training steps as ``session.run`` calls of one train op over an initializable iterator.
 
@@ -97,6 +106,7 @@ class GraphEngine:
                  backend: DeviceBackend, replicas: int = 1,
                  all_reduce: Callable[[list], list] | None = None, steps_per_loop: int = 1,
                  capacity: int | None = None) -> None:
+        from harness import tfcompat
         from harness.tfcompat import tf
 
         if strategy.num_replicas_in_sync != 1:
@@ -129,11 +139,13 @@ class GraphEngine:
                                  parallel_iterations=1, name="zoobench_train_loop")
             train_op = tf.nest.flatten(loop)[0].op
         self._lr = self._learning_rate_tensor()
+        self.loss_scale = self._loss_scale_tensor()
         self.session = tf.compat.v1.Session(graph=self.graph,
                                             config=backend.graph_session_config(steps_per_loop))
         self.session.run([tf.compat.v1.global_variables_initializer(),
                           tf.compat.v1.local_variables_initializer(),
                           tf.compat.v1.tables_initializer(), self._iterator.initializer])
+        tfcompat.initialize_keras_variables(self.session)
         self._device_loop = device_loops and steps_per_loop > 1
         self._train_op = backend.device_loop(self.session, train_op, steps_per_loop) \
             if self._device_loop else train_op
@@ -148,8 +160,11 @@ class GraphEngine:
 
         model, loss_fn = self.spec.model, self.spec.loss
         features, labels = self._iterator.get_next()
+        graph = tf.compat.v1.get_default_graph()
+        first = len(graph.get_operations())
         outputs = model(features, training=True)
         per_example = tf.cast(loss_fn(labels, outputs), tf.float32)
+        effects = _side_effects(graph.get_operations()[first:])
         # tf.nn.compute_average_loss's arithmetic, without the rank Assert it leaves unused in
         # a graph (TF logs every unused op at exit)
         loss = tf.reduce_sum(per_example) / tf.cast(self._global_batch, tf.float32)
@@ -169,7 +184,7 @@ class GraphEngine:
         slot = tf.math.floormod(self._cursor.read_value(), self.capacity)
         write = tf.compat.v1.scatter_update(self._losses, tf.reshape(slot, [1]),
                                             tf.reshape(reported, [1]))
-        with tf.control_dependencies([applied, write]):
+        with tf.control_dependencies([applied, write, *effects]):
             return tf.group(self._cursor.assign_add(1), name="zoobench_train_step")
 
     def _loop_body(self, i: Any) -> Any:
@@ -177,6 +192,19 @@ class GraphEngine:
 
         with tf.control_dependencies([self._step()]):
             return i + 1
+
+    def _loss_scale_tensor(self) -> Any:
+        """The loss scale in use: the adapter's loss-scale manager's, or a Keras
+        LossScaleOptimizer's; None without loss scaling."""
+        from harness import tfcompat
+
+        manager = getattr(self._optimizer, "_loss_scale_manager", None)
+        if manager is not None:
+            return manager.get_loss_scale()
+        if tfcompat.is_loss_scale_optimizer(self.spec.optimizer):
+            scale = self.spec.optimizer.loss_scale
+            return scale() if callable(scale) else scale  # TF 1.15: a LossScale object
+        return None
 
     def _learning_rate_tensor(self) -> tuple[Any, Any] | None:
         """(step placeholder, the learning rate at that step) of the Keras optimizer."""
@@ -194,6 +222,11 @@ class GraphEngine:
             return step, tf.cast(tf.convert_to_tensor(value), tf.float32)
         except (TypeError, ValueError):
             return None
+
+    def load(self, assignments: list) -> None:
+        """Set variables to values (``ctx.assign`` of a restored checkpoint), after init."""
+        for variable, value in assignments:
+            variable.load(value, self.session)
 
     # -- the contract -----------------------------------------------------------------------
 

@@ -178,6 +178,10 @@ class Runner:
                              capacity=max(case.train.log_every, warmup, 1))
         result.engine = scope.kind
         ctx.graph_session = getattr(engine, "session", None)  # the plugins' eval runs there
+        ctx.loss_scale = getattr(engine, "loss_scale", None)
+        if ctx.deferred_assignments:  # checkpoint values, once the graph's variables exist
+            engine.load(ctx.deferred_assignments)
+            ctx.deferred_assignments.clear()
 
         timeout = case.timeout
         log_every = case.train.log_every

@@ -154,7 +154,7 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
     if p["init_checkpoint"]:
         from plugins.bert.checkpoint import load_google_checkpoint
 
-        done = load_google_checkpoint(model, resolve_path(p["init_checkpoint"]))
+        done = load_google_checkpoint(model, resolve_path(p["init_checkpoint"]), ctx.assign)
         log.info("init_checkpoint %s: %d variables loaded, %d not in the checkpoint",
                  p["init_checkpoint"], len(done["loaded"]), len(done["missing"]))
     schedule = recipe.learning_rate_schedule(p["learning_rate"], p["warmup_steps"],
@@ -177,8 +177,8 @@ def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | No
     from plugins.bert.recipe import evaluate as run_eval
 
     if downstream.is_downstream(case):
-        return downstream.evaluate(case, model, dataset)
-    return run_eval(model, dataset)
+        return downstream.evaluate(case, model, dataset, ctx)
+    return run_eval(model, dataset, ctx)
 
 
 @hookimpl
@@ -202,9 +202,13 @@ def log_interval(case: Case, record: dict[str, Any]) -> str | None:
     if case.model != MODEL or case.name not in _RUNS:
         return None
     run = _RUNS[case.name]
-    mlm, nsp = run["trackers"].read_and_reset()
-    spec = run["ctx"].model_spec
-    scale = getattr(spec.optimizer, "loss_scale", None) if spec is not None else None
+    ctx = run["ctx"]
+    mlm, nsp = run["trackers"].read_and_reset(ctx)
+    spec = ctx.model_spec
+    scale = ctx.loss_scale  # the graph engine's (the adapter's loss-scale manager)
+    if scale is None and spec is not None:
+        scale = getattr(spec.optimizer, "loss_scale", None)
+    scale = ctx.numpy(scale) if scale is not None else None
     lr = f", learning_rate = {record['lr']:.4e}" if record.get("lr") is not None else ""
     return (f"global_step = {record['step']}, masked_lm_loss = {mlm:.7g}, "
             f"next_sentence_loss = {nsp:.7g}, total_loss = {mlm + nsp:.7g}, "

@@ -46,7 +46,7 @@ PARAMS: dict[str, Any] = {
 # What the log line needs from the last build_model of a case (keyed by case name): the
 # last step's cross-entropy variable and the LR schedule (the line shows the rate of the
 # interval's last step, as the seed's does; the runner's record has the next step's).
-_BUILT: dict[str, tuple[Any, Any]] = {}
+_BUILT: dict[str, tuple[Any, Any, Any]] = {}
 _EXAMPLES: dict[tuple, int] = {}
 
 
@@ -164,11 +164,11 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
     net = layers.build_resnext(arch)
     if case.params["restore_path"]:
         recipe.restore_checkpoint(net, case.params["restore_path"],
-                                  list(case.params["restore_exclude"]), case.source)
+                                  list(case.params["restore_exclude"]), case.source, ctx.assign)
     schedule = recipe.case_schedule(case, ctx)
     loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
                                                 float(case.params["label_smoothing"]))
-    _BUILT[case.name] = (last_cross_entropy, schedule)
+    _BUILT[case.name] = (last_cross_entropy, schedule, ctx)
     return ModelSpec(
         model=net,
         loss=loss,
@@ -184,7 +184,7 @@ def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | No
         return None
     from plugins.resnext50.evaluation import top_k_accuracy
 
-    return top_k_accuracy(model, dataset)
+    return top_k_accuracy(model, dataset, ctx)
 
 
 @hookimpl
@@ -193,11 +193,12 @@ def log_interval(case: Case, record: dict[str, Any]) -> str | None:
         return None
     from plugins.resnext50.evaluation import modelzoo_line
 
-    cross_entropy, schedule = _BUILT.get(case.name, (None, None))
+    cross_entropy, schedule, ctx = _BUILT.get(case.name, (None, None, None))
     total = float(record["loss"])
-    loss = float(cross_entropy.read_value()) if cross_entropy is not None else total
+    loss = float(ctx.numpy(cross_entropy)) if cross_entropy is not None else total
     # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
-    lr = float(schedule(record["step"] - 1)) if schedule is not None else record.get("lr")
+    lr = float(ctx.numpy(schedule(record["step"] - 1))) if schedule is not None \
+        else record.get("lr")
     return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
                          loss, total, lr)
 
