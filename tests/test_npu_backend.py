@@ -227,19 +227,3 @@ def test_invalid_precision_mode_is_one_line_naming_file_and_key(fake_npu, bench_
         f"{', '.join(PRECISION_MODES)}, got 'fp16'")
     assert not out.exists()
     assert not _opens(fake_npu)
-
-
-def test_only_npu_bridge_says_so(bench_cli, tmp_path, tiny_case, monkeypatch):
-    bridge = tmp_path / "site" / "npu_bridge"
-    bridge.mkdir(parents=True)
-    (bridge / "__init__.py").write_text("raise ImportError('needs TensorFlow 1.15')\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    try:
-        assert not NpuBackend.available()
-        path = _cli_case(tmp_path, tiny_case, device="npu")
-        result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--plugin", "tiny_model")
-    finally:
-        _forget("npu_bridge")
-    assert result.exit_code == 2
-    assert "only npu_bridge, the TF 1.15 adapter, is installed" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1

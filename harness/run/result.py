@@ -219,6 +219,7 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
 
     first = own[ranks[0].rank] if ranks else None
     if first is not None:
+        result.engine = first.engine
         result.loss = first.loss
         result.accuracy, result.evals = first.accuracy, first.evals
         result.time_to_accuracy_s, result.target_met = first.time_to_accuracy_s, first.target_met

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
 from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
+from harness.run.engine import EAGER, engine_kind
 from harness.run.events import RunEvents
 from harness.run.launch import InlineLauncher, ProcessLauncher
 from harness.run.plan import INLINE, PROCESS, Hosts, device_options, launcher_for, resolve_device
@@ -62,6 +63,8 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     if hosts is not None:
         hosts.local_ranks(max(case.devices))  # checks the split before anything is written
     plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
+    if case.engine == EAGER:
+        engine_kind(case, backend_cls)  # eager where it cannot run is bad input too
     backend = backend_cls()
     options = device_options(case, plugins)
     if inline:
