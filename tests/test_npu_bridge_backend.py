@@ -20,7 +20,6 @@ from harness.testing import write_case
 pytestmark = pytest.mark.core
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FAKES = os.path.join(HERE, "fakes")
 LAUNCH_VARS = ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID",
                "JOB_ID", "FAKE_HCCL_DIR")
 
@@ -38,12 +37,9 @@ def _forget() -> None:
 @pytest.fixture
 def bridge(tmp_path, monkeypatch):
     """The fake npu_bridge, linked into a folder of its own: the only Ascend adapter."""
-    for var in LAUNCH_VARS:
-        monkeypatch.delenv(var, raising=False)
-    site = tmp_path / "site"
-    site.mkdir()
-    os.symlink(os.path.join(FAKES, "npu_bridge"), str(site / "npu_bridge"))
-    monkeypatch.syspath_prepend(str(site))
+    from adapter_site import only_adapter
+
+    only_adapter(tmp_path, monkeypatch, "npu_bridge", LAUNCH_VARS)
     _forget()
     import npu_bridge
 
