@@ -44,6 +44,11 @@ _EXPORTS = {
     "LOG_NUMBER": "harness.reports.import_log",
     "Result": "harness.run.result",
     "Status": "harness.run.result",
+    "read_user_text": "harness.userfiles",
+    "read_user_bytes": "harness.userfiles",
+    "open_user_text": "harness.userfiles",
+    "parse_json": "harness.userfiles",
+    "parse_yaml": "harness.userfiles",
 }
 
 __all__ = [
@@ -77,6 +82,11 @@ __all__ = [
     "LOG_NUMBER",
     "Result",
     "Status",
+    "read_user_text",
+    "read_user_bytes",
+    "open_user_text",
+    "parse_json",
+    "parse_yaml",
 ]  # = _EXPORTS' names (a test checks)
 
 _moved.install()
@@ -114,3 +124,10 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.reports.import_log import LOG_NUMBER, ParsedLog, read_log_lines
     from harness.reports.store import load_report, write_atomic
     from harness.run.result import Result, Status
+    from harness.userfiles import (
+        open_user_text,
+        parse_json,
+        parse_yaml,
+        read_user_bytes,
+        read_user_text,
+    )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from harness.errors import BenchError, at
 from harness.registry import unknown
+from harness.userfiles import CASE_FILE_LIMIT, parse_yaml, read_user_text
 
 if TYPE_CHECKING:
     from harness.registry import CaseFormatRegistry, DeviceRegistry, ModelRegistry
@@ -21,6 +22,15 @@ DEVICE_AUTO = "auto"
 PRECISIONS = ("fp32", "mixed")
 LAUNCHERS = ("inline", "process", "auto")
 ENGINES = ("auto", "eager", "graph")
+# Ranges of what a run hands to TensorFlow and NumPy: steps and counts are int64 there, the
+# seed goes to np.random.seed (< 2**32), batch dimensions to int32 shapes on several kernels.
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**32 - 1
+BATCH_MAX = 2**31 - 1
+MAX_DEVICES = 4096
+TIMEOUT_MAX_S = 30 * 86400.0
+MAX_CASES = 1000  # cases in one file
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _plain(value: Any) -> Any:
@@ -54,9 +64,11 @@ class _Field:
 
 
 class _Int(_Field):
-    def __init__(self, *, minimum: int | None = None, **kw: Any) -> None:
+    def __init__(self, *, minimum: int | None = None, maximum: int = INT64_MAX,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.minimum = minimum
+        self.maximum = maximum
 
     def _check(self, value: Any, fail) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -66,19 +78,36 @@ class _Int(_Field):
                 fail(f"expected an integer, got {value!r}")
         if self.minimum is not None and value < self.minimum:
             fail(f"must be >= {self.minimum}, got {value}")
+        if value > self.maximum:
+            fail(f"must be <= {self.maximum}, got {value}")
         return value
 
 
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 class _Float(_Field):
-    def __init__(self, *, positive: bool = False, **kw: Any) -> None:
+    def __init__(self, *, positive: bool = False, maximum: float | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.positive = positive
+        self.maximum = maximum
 
     def _check(self, value: Any, fail) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(f"expected a number, got {value!r}")
+        if not _finite_number(value):
+            fail(f"expected a finite number, got {value!r}")
         if self.positive and not value > 0:
             fail(f"must be > 0, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            fail(f"must be <= {self.maximum:g}, got {value:g}")
         return float(value)
 
 
@@ -108,8 +137,9 @@ class _DeviceCounts(_Field):
         items = value if isinstance(value, list) else [value]
         counts = []
         for item in items:
-            if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-                fail(f"expected a device count >= 1 or a list of them, got {value!r}")
+            if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_DEVICES:
+                fail(f"expected a device count >= 1 (at most {MAX_DEVICES}) or a list of "
+                     f"them, got {value!r}")
             counts.append(item)
         if not counts:
             fail("expected at least one device count")
@@ -118,12 +148,17 @@ class _DeviceCounts(_Field):
         return tuple(counts)
 
 
-class _StrList(_Field):
+class _ModuleList(_Field):
+    """``plugins:``: dotted module names (checked before any is imported)."""
+
     def _check(self, value: Any, fail) -> tuple[str, ...]:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            fail(f"expected a list of strings, got {value!r}")
+            fail(f"expected a list of module names, got {value!r}")
+        for name in value:
+            if not MODULE_NAME.match(name):
+                fail(f"{name!r} is not a dotted module name (e.g. mypkg.bench_plugin)")
         return tuple(value)
 
 
@@ -140,8 +175,9 @@ class _Mapping(_Field):
         for key, item in value.items():
             if not isinstance(key, str):
                 fail(f"keys must be strings, got {key!r}")
-            if self.numbers and (isinstance(item, bool) or not isinstance(item, (int, float))):
-                fail(f"{key}: expected a number, got {item!r}")
+            if self.numbers and not _finite_number(item):
+                kind = "a finite number" if isinstance(item, float) else "a number"
+                fail(f"{key}: expected {kind}, got {item!r}")
         return dict(value)
 
 
@@ -192,7 +228,7 @@ class Case:
     device: str = _key("cpu", _Str())
     devices: tuple[int, ...] = _key((1,), _DeviceCounts())
     precision: str = _key("fp32", _Str(choices=PRECISIONS))
-    batch_size: int = _key(32, _Int(minimum=1))
+    batch_size: int = _key(32, _Int(minimum=1, maximum=BATCH_MAX))
     data: DataSpec = _section(DataSpec)
     train: TrainSpec = _section(TrainSpec)
     eval: EvalSpec = _section(EvalSpec)
@@ -201,9 +237,10 @@ class Case:
     launcher: str = _key("auto", _Str(choices=LAUNCHERS))
     # auto: eager on TF 2, graph (tf.compat.v1.Session) on TF 1.x and for graph-only adapters
     engine: str = _key("auto", _Str(choices=ENGINES))
-    plugins: tuple[str, ...] = _key((), _StrList())
-    seed: int = _key(0, _Int(minimum=0))
-    timeout: float | None = _key(None, _Float(positive=True, nullable=True))
+    plugins: tuple[str, ...] = _key((), _ModuleList())
+    seed: int = _key(0, _Int(minimum=0, maximum=SEED_MAX))
+    timeout: float | None = _key(None, _Float(positive=True, maximum=TIMEOUT_MAX_S,
+                                              nullable=True))
     description: str = _key("", _Str(empty=True))
     source: str = ""  # the file (and item) this case came from; not a key
 
@@ -232,10 +269,9 @@ class RawCase:
         return at(self.file, self.key(dotted), message + suffix)
 
     def plugin_modules(self) -> list[str]:
-        """The modules named in the case's ``plugins:`` key (unchecked: validation says
-        what is wrong with a bad value)."""
-        names = self.data.get("plugins", []) if isinstance(self.data, dict) else []
-        return [n for n in ([names] if isinstance(names, str) else names) if isinstance(n, str)]
+        """The modules named in the case's ``plugins:`` key, once :func:`check_keys` has
+        passed (a case file is code: its modules are imported only after its keys check)."""
+        return list(check_keys(self)["plugins"])
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -244,11 +280,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise BenchError(f"--set: expected KEY=VALUE with a dotted key, got {text!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise BenchError(f"--set {key}: value is not valid YAML: "
-                         f"{str(exc).splitlines()[0]}") from None
+    parsed = parse_yaml(value, f"--set {key}") if value.strip() else None
     return key, parsed
 
 
@@ -328,14 +360,51 @@ def _check_params(raw: RawCase, params: dict, defaults: dict, model: str) -> dic
             raise raw.fail(dotted, f"expected {_type_name(default)}, got {value!r}")
         else:
             merged[key] = value
+        _check_number(raw, dotted, merged[key])
     return merged
+
+
+def _check_number(raw: RawCase, dotted: str, value: Any) -> None:
+    """A parameter number TensorFlow can take: a finite float, an int within int64."""
+    numbers = value if isinstance(value, list) else [value]
+    for number in numbers:
+        if isinstance(number, bool):
+            continue
+        if isinstance(number, int) and not -INT64_MAX - 1 <= number <= INT64_MAX:
+            raise raw.fail(dotted, f"{number} does not fit in a 64-bit integer")
+        if isinstance(number, float) and not math.isfinite(number):
+            raise raw.fail(dotted, f"expected a finite number, got {number!r}")
+
+
+def check_keys(raw: RawCase) -> dict[str, Any]:
+    """Every key of ``raw`` checked against its type and range, without the registries: what
+    needs no plugin (so a case's ``plugins:`` are imported only when the rest is sound).
+    Returns the checked values (sections as dicts, defaults filled in)."""
+    if not isinstance(raw.data, dict):
+        raise raw.fail("", f"a case must be a mapping, got {_type_name(raw.data)}")
+    values = _checked(raw, raw.data, Case, "")
+    train = values["train"]
+    if (train["steps"] is None) == (train["epochs"] is None):
+        if train["steps"] is None:
+            raise raw.fail("train", "set one of steps or epochs")
+        if "steps" in raw.data.get("train", {}):
+            raise raw.fail("train", "set steps or epochs, not both")
+        train["steps"] = None  # epochs given: the default step count steps aside
+    if train["steps"] is not None and train["warmup_steps"] >= train["steps"]:
+        raise raw.fail("train.warmup_steps",
+                       f"must be below train.steps ({train['steps']}): the measured window "
+                       f"would be empty; got {train['warmup_steps']}")
+    biggest = values["batch_size"] * max(values["devices"])
+    if biggest > BATCH_MAX:
+        key = "batch_size" if "batch_size" in raw.data else "devices"
+        raise raw.fail(key, f"the global batch {values['batch_size']} x {max(values['devices'])}"
+                            f" devices = {biggest} is above {BATCH_MAX}")
+    return values
 
 
 def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Case:
     """Check every key of ``raw`` and resolve it against the registered models and devices."""
-    if not isinstance(raw.data, dict):
-        raise raw.fail("", f"a case must be a mapping, got {_type_name(raw.data)}")
-    values = _checked(raw, raw.data, Case, "")
+    values = check_keys(raw)
     if values["model"] is None:
         raise raw.fail("model", "missing; every case names a registered model")
     if values["model"] not in models:
@@ -350,22 +419,11 @@ def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Ca
                                       f"got {source!r}")
     if source != "synthetic" and not values["data"]["path"]:
         raise raw.fail("data.path", f"data.source {source!r} needs a path")
-    train = values["train"]
-    if (train["steps"] is None) == (train["epochs"] is None):
-        if train["steps"] is None:
-            raise raw.fail("train", "set one of steps or epochs")
-        if "steps" in raw.data.get("train", {}):
-            raise raw.fail("train", "set steps or epochs, not both")
-        train["steps"] = None  # epochs given: the default step count steps aside
-    if train["steps"] is not None and train["warmup_steps"] >= train["steps"]:
-        raise raw.fail("train.warmup_steps",
-                       f"must be below train.steps ({train['steps']}): the measured window "
-                       f"would be empty; got {train['warmup_steps']}")
     values.update(
         name=values["name"] or _default_name(raw),
         device=device,
         data=DataSpec(**values["data"]),
-        train=TrainSpec(**train),
+        train=TrainSpec(**values["train"]),
         eval=EvalSpec(**{**values["eval"], "target": MappingProxyType(values["eval"]["target"])}),
         params=MappingProxyType(_check_params(raw, values["params"], info.params, info.name)),
         npu=MappingProxyType(values["npu"]),
@@ -382,25 +440,20 @@ def _default_name(raw: RawCase) -> str:
 
 
 def read_raw_cases(path: str, formats: CaseFormatRegistry) -> list[RawCase]:
-    """Read one case file with the first registered format that claims it."""
-    if not os.path.exists(path):
-        raise BenchError(f"{path}: no such file")
+    """Read one case file (a regular file of at most 1 MiB, UTF-8, a leading BOM dropped)
+    with the first registered format that claims it; at most MAX_CASES cases."""
     if os.path.isdir(path):
         raise BenchError(f"{path}: is a directory, expected a case file (.yaml or .csv)")
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read()
-    except OSError as exc:
-        raise BenchError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_user_text(path, "case file", CASE_FILE_LIMIT)
     if not text.strip():
         raise BenchError(f"{path}: empty case file")
     for _name, reader in formats.items():
         if reader.claims(path, text):
-            return [RawCase(path, prefix, data) for prefix, data in reader.read(path, text)]
+            items = reader.read(path, text)
+            if len(items) > MAX_CASES:
+                raise BenchError(f"{path}: {len(items)} cases; a case file may hold at most "
+                                 f"{MAX_CASES}")
+            return [RawCase(path, prefix, data) for prefix, data in items]
     raise BenchError(f"{path}: unknown case file format; registered: "
                      f"{', '.join(formats.names())}")
 

@@ -8,11 +8,10 @@ import re
 import shlex
 from typing import Any
 
-import yaml
-
-from harness.case import deep_merge
+from harness.case import MAX_CASES, deep_merge
 from harness.errors import BenchError
 from harness.markers import hookimpl
+from harness.userfiles import parse_yaml
 
 MODELZOO_COLUMNS = [
     "CASENUM", "CASENAME", "ENV_SET", "JOB_ID", "PROFILING_MODE", "PROFILING_OPTIONS",
@@ -36,10 +35,11 @@ MODELZOO_FLAGS = {
 }
 
 
-def _yaml_value(text: str) -> Any:
+def _yaml_value(text: str, where: str) -> Any:
+    """A cell read as YAML (``[1, 2]``, ``0.1``); a cell that is no YAML stays text."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return parse_yaml(text, where)
+    except BenchError:
         return text
 
 
@@ -58,13 +58,7 @@ class YamlCases:
         return path.endswith((".yaml", ".yml"))
 
     def read(self, path: str, text: str) -> list[tuple[str, Any]]:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise BenchError(f"{path}: {where}YAML syntax error: {problem}") from None
+        doc = parse_yaml(text, path)
         if doc is None:
             raise BenchError(f"{path}: empty case file")
         if not isinstance(doc, dict):
@@ -101,6 +95,9 @@ def _csv_rows(path: str, text: str) -> tuple[list[str], list[tuple[int, list[str
     rows = [(n, row) for n, row in rows if row and any(c.strip() for c in row)]
     if not rows:
         raise BenchError(f"{path}: empty case file")
+    if len(rows) - 1 > MAX_CASES:  # before any cell is read as YAML
+        raise BenchError(f"{path}: {len(rows) - 1} cases; a case file may hold at most "
+                         f"{MAX_CASES}")
     header = [c.strip() for c in rows[0][1]]
     return header, rows[1:]
 
@@ -130,7 +127,7 @@ class CsvCases:
             data: dict = {}
             for key, cell in zip(header, row):
                 if cell.strip():
-                    _set_dotted(data, key, _yaml_value(cell.strip()))
+                    _set_dotted(data, key, _yaml_value(cell.strip(), f"{path}: row {line}"))
             out.append((f"row {line}", data))
         return out
 
@@ -192,7 +189,7 @@ class ModelZooCases:
             flag, _, value = word.partition("=")
             flag = flag.lstrip("-")
             if word.startswith("--") and flag in MODELZOO_FLAGS and value:
-                _set_dotted(data, MODELZOO_FLAGS[flag], _yaml_value(value))
+                _set_dotted(data, MODELZOO_FLAGS[flag], _yaml_value(value, f"{path}: row {line}"))
             elif flag == "config_file":
                 match = re.search(r"(\d+)bs", value)
                 if match and "batch_size" not in data:

@@ -34,6 +34,7 @@ def cli() -> None:
 def _print_summary(outcomes: list[Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from harness.reports.summary import fmt, summary_rows
 
@@ -44,11 +45,13 @@ def _print_summary(outcomes: list[Any]) -> None:
                                                               "report") else "right")
     for outcome in outcomes:
         for row in summary_rows(outcome.report):
-            acc = " ".join(f"{k}={v:.3f}" for k, v in row["accuracy"].items()) or "-"
-            table.add_row(row["case"], str(row["devices"]), str(row["global_batch"]),
-                          fmt(row["samples_per_sec"]), fmt(row["per_device"]),
-                          fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
-                          fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder)
+            acc = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["accuracy"].items()) or "-"
+            cells = [row["case"], str(row["devices"]), str(row["global_batch"]),
+                     fmt(row["samples_per_sec"]), fmt(row["per_device"]),
+                     fmt(row["step_ms"], ".2f"), fmt(row["mfu"], ".2%"),
+                     fmt(row["scaling"], ".2f"), acc, row["status"], outcome.folder]
+            # Text, not markup: a case name such as "[/bold] x" is shown as written
+            table.add_row(*(Text(str(cell)) for cell in cells))
     console = Console() if sys.stdout.isatty() else Console(width=200, no_color=True)
     console.print(table)
 
@@ -168,7 +171,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
     """Re-render report.md, report.html (and the other renderers' files) from report.json files."""
     import os
 
-    from harness.reports.store import find_reports, load_report, write_atomic
+    from harness.reports.store import find_reports, load_report
 
     plugins = _plugins()
     outcomes = []
@@ -176,7 +179,7 @@ def report(paths: tuple[str, ...], html_file: str | None) -> None:
         data = load_report(path)
         folder = os.path.dirname(path) or "."
         for filename, render in plugins.report_writers.items():
-            write_atomic(os.path.join(folder, filename), render(data))
+            _write_output(os.path.join(folder, filename), render(data))
         outcomes.append(_Rendered(data, folder))
     if html_file:
         from harness.reports.html import render_html_many
@@ -278,6 +281,13 @@ class _Rendered:
         self.report, self.folder = report, folder
 
 
+def one_line(text: str) -> str:
+    """``text`` on one printable line: a newline, NEL or other control character from a
+    file (a key, a value) is shown escaped, so an error is always exactly one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode()
+                   for ch in text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: BenchError -> one line on stderr and its exit code, no traceback."""
     try:
@@ -285,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         plugins.hook.register_commands(cli=cli)
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except BenchError as exc:
-        click.echo(f"bench: error: {exc}", err=True)
+        click.echo(f"bench: error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

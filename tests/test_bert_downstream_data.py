@@ -135,7 +135,7 @@ def test_reading_errors_name_file_and_line(tmp_path):
     assert str(error.value) == f"{path}:{line}: question 'Q1': answer '长江' is not in its context"
 
     path.write_text('{"data": [\n  {"paragraphs": [}\n]}', encoding="utf-8")
-    with pytest.raises(BenchError, match=r"train.json:2: not valid JSON"):
+    with pytest.raises(BenchError, match=r"train.json: line 2: not valid JSON"):
         processors.read_squad(str(path), training=True)
     path.write_text(squad_json({"text": "巴颜喀拉山脉", "answer_start": "7"}), encoding="utf-8")
     with pytest.raises(BenchError, match=r"train.json:\d+: question 'Q1': answer_start '7'"):

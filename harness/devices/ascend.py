@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.installed import PackageNotFoundError
 from harness.installed import version as dist_version
+from harness.userfiles import read_setting
 
 # Where CANN installs when set_env.sh has not been sourced (toolkit; CANN 8.5 "cann"; the
 # runtime-only nnae package). Tests point ASCEND_HOME_PATH at fixture trees instead.
@@ -73,15 +74,14 @@ def install_root(home: str | None, root: str | None = None) -> str:
 
 
 def read_key(path: str, key: str) -> str | None:
-    """The value of ``key=value`` in a version file (key matched case-insensitively)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                name, sep, value = line.strip().partition("=")
-                if sep and name.strip().lower() == key.lower():
-                    return value.strip() or None
-    except OSError:
-        return None
+    """The value of ``key=value`` in a version file (key matched case-insensitively); None
+    when the file is absent or is no small regular file (a FIFO or /dev/zero planted there
+    must not hang or exhaust ``bench env``)."""
+    text = read_setting(path)
+    for line in (text or "").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.strip().lower() == key.lower():
+            return value.strip() or None
     return None
 
 

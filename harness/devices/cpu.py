@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,9 @@ from harness.devices.base import DeviceBackend
 from harness.errors import BenchError
 from harness.host import cache_dir, cpu_model
 from harness.markers import hookimpl
+from harness.reports.store import write_atomic
 from harness.tfcompat import LOGICAL_DEVICES_ENV
+from harness.userfiles import read_setting
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -119,20 +122,37 @@ class CpuBackend(DeviceBackend):
         understate the peak and overstate MFU). Logical CPU devices share the same cores, so
         the peak is the whole CPU's whatever ``count``."""
         key = f"{cpu_model()}|{os.cpu_count()}|{dtype}"
-        path = os.path.join(cache_dir(), "cpu_peak_flops.json")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                cached = json.load(fh)
-        except (OSError, ValueError):
-            cached = {}
+        path = _peak_cache_path()
+        cached = _read_peak_cache(path)
         probed = measure_matmul_flops(dtype, repeats=8 if key not in cached else 4)
         if probed > cached.get(key, 0.0):
             cached[key] = probed
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(cached, fh)
-            os.replace(tmp, path)
+            if path is not None:
+                try:
+                    write_atomic(path, json.dumps(cached))
+                except OSError:
+                    pass  # a read-only cache keeps nothing; this run's probe still counts
         return float(cached[key])
+
+
+def _peak_cache_path() -> str | None:
+    try:
+        return os.path.join(cache_dir(), "cpu_peak_flops.json")
+    except OSError:  # BENCH_CACHE_DIR on a read-only mount, say
+        return None
+
+
+def _read_peak_cache(path: str | None) -> dict[str, float]:
+    """The cache's ``{key: FLOP/s}``; a missing, unreadable or foreign file counts as empty."""
+    text = read_setting(path, limit=1 << 20) if path else None
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(k, str) and not isinstance(v, bool)
+            and isinstance(v, (int, float)) and math.isfinite(v) and v > 0}
 
 
 @hookimpl

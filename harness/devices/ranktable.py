@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 from harness.errors import BenchError
+from harness.userfiles import parse_json, read_setting, read_user_text
 
 DEFAULT_HCCN_CONF = "/etc/hccn.conf"
 
@@ -30,14 +31,10 @@ def device_ip(device_id: int, hccn_conf: str = DEFAULT_HCCN_CONF) -> str:
                     return ip
         except (OSError, subprocess.SubprocessError):
             pass
-    try:
-        with open(hccn_conf, encoding="utf-8") as fh:
-            for line in fh:
-                match = re.match(rf"\s*address_{device_id}\s*=\s*(\S+)", line)
-                if match:
-                    return match.group(1)
-    except OSError:
-        pass
+    for line in (read_setting(hccn_conf) or "").splitlines():
+        match = re.match(rf"\s*address_{device_id}\s*=\s*(\S+)", line)
+        if match:
+            return match.group(1)
     raise BenchError(f"device {device_id}: no device IP from hccn_tool or {hccn_conf}; "
                      f"pass a rank table with --rank-table")
 
@@ -68,13 +65,9 @@ def write_rank_table(path: str, table: dict[str, Any]) -> str:
 
 def load_rank_table(path: str) -> dict[str, Any]:
     """A user-given rank table (multi-server runs), checked for the fields HCCL reads."""
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise BenchError(f"{path}: no such rank table")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            table = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{path}: not a JSON rank table: {exc}") from None
+    table = parse_json(read_user_text(path, "rank table", 16 << 20), path)
     if not isinstance(table, dict) or not isinstance(table.get("server_list"), list):
         raise BenchError(f"{path}: server_list: missing")
     return table

@@ -8,13 +8,14 @@ failed or missing result) are listed with the reason, never compared.
 
 from __future__ import annotations
 
-import json
+import html
+import math
 from typing import Any
 
 import numpy as np
 
 from harness.errors import BenchError
-from harness.reports.store import find_reports, load_report
+from harness.reports.store import find_reports, load_report, to_json
 from harness.reports.summary import fmt
 
 DEFAULT_BY = "environment.cann_version"
@@ -29,7 +30,7 @@ def lookup(report: dict[str, Any], dotted: str, where: str) -> str:
         if not isinstance(value, dict) or part not in value:
             raise BenchError(f"{where}: --by {dotted}: no key {part!r} in this report")
         value = value[part]
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return value if isinstance(value, str) else to_json(value, indent=None)
 
 
 def _row_key(report: dict[str, Any], result: dict[str, Any]) -> RowKey:
@@ -75,8 +76,9 @@ def _cell(column: str, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, A
 
 
 def _median_metrics(dicts: list[dict[str, float]]) -> dict[str, float]:
-    names = [k for d in dicts for k in d]
-    return {k: float(np.median([d[k] for d in dicts if k in d])) for k in dict.fromkeys(names)}
+    names = [k for d in dicts for k, v in d.items() if v is not None]
+    return {k: float(np.median([d[k] for d in dicts if d.get(k) is not None]))
+            for k in dict.fromkeys(names)}
 
 
 def verdict(base: dict[str, Any], cell: dict[str, Any], threshold: float,
@@ -99,20 +101,27 @@ def verdict(base: dict[str, Any], cell: dict[str, Any], threshold: float,
 def compare_reports(paths: list[str], by: str = DEFAULT_BY, threshold: float = 5.0,
                     alpha: float = 0.01) -> dict[str, Any]:
     """Load every report under ``paths`` and build the comparison (a JSON-ready dict)."""
-    if threshold < 0:
-        raise BenchError(f"--threshold: must be >= 0, got {threshold:g}")
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise BenchError(f"--threshold: must be a finite number >= 0, got {threshold:g}")
     if not 0 < alpha < 1:
         raise BenchError(f"--alpha: must be between 0 and 1, got {alpha:g}")
     columns: list[str] = []
     grouped: dict[RowKey, dict[str, list[tuple[str, dict]]]] = {}
+    runs: dict[tuple, str] = {}
     for path in find_reports(list(paths)):
         report = load_report(path)
         column = lookup(report, by, path)
         if column not in columns:
             columns.append(column)
         for result in report.get("results", []):
-            grouped.setdefault(_row_key(report, result), {}).setdefault(column, []).append(
-                (path, result))
+            key = _row_key(report, result)
+            # a copy of a run pooled with itself doubles its intervals and fakes significance
+            run = (key, column, report.get("run_id"), result["devices"])
+            if run[2] is not None and run in runs:
+                raise BenchError(f"{path}: run_id: {run[2]!r} is also the run of {runs[run]} "
+                                 f"in column {column}; give each run once")
+            runs[run] = path
+            grouped.setdefault(key, {}).setdefault(column, []).append((path, result))
     if len(columns) < 2:
         raise BenchError(f"--by {by}: every report has the same value "
                          f"({columns[0] if columns else 'none'}); nothing to compare")
@@ -189,7 +198,7 @@ def cell_lines(cell: dict[str, Any]) -> list[str]:
     lines = [f"{fmt(cell['samples_per_sec'])} samples/s{runs}",
              f"{fmt(cell['per_device'])}/device, MFU {fmt(cell['mfu'], '.2%')}"]
     if cell.get("accuracy"):
-        lines.append(", ".join(f"{k} {v:.4f}" for k, v in cell["accuracy"].items()))
+        lines.append(", ".join(f"{k} {fmt(v, '.4f')}" for k, v in cell["accuracy"].items()))
     if "change_pct" in cell:
         p = "-" if cell["p_value"] is None else f"{cell['p_value']:.2g}"
         lines.append(f"{cell['change_pct']:+.1f}% (p={p}) {cell['verdict']}")
@@ -200,11 +209,11 @@ def cell_lines(cell: dict[str, Any]) -> list[str]:
 
 def render_markdown(comparison: dict[str, Any]) -> str:
     cols = comparison["columns"]
-    lines = [f"# zoobench comparison by `{comparison['by']}`", "",
-             f"Baseline: **{comparison['baseline']}**. Regression: samples/s down by more than "
-             f"{comparison['threshold_pct']:g}% and {comparison['test']} p < "
+    lines = [f"# zoobench comparison by {_md(comparison['by'])}", "",
+             f"Baseline: **{_md(comparison['baseline'])}**. Regression: samples/s down by more "
+             f"than {comparison['threshold_pct']:g}% and {comparison['test']} p < "
              f"{comparison['alpha']:g}. Regressions flagged: **{comparison['regressions']}**.", "",
-             "| row | " + " | ".join(cols) + " | verdict |",
+             "| row | " + " | ".join(_md(c) for c in cols) + " | verdict |",
              "|---|" + "---|" * len(cols) + "---|"]
     for row in comparison["rows"]:
         cells = [_md(" · ".join(cell_lines(c))) for c in row["cells"]]
@@ -215,11 +224,13 @@ def render_markdown(comparison: dict[str, Any]) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: HTML escaped (Markdown passes raw HTML through),
+    pipes escaped, one line."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def render_json(comparison: dict[str, Any]) -> str:
-    return json.dumps(comparison, indent=2, default=str) + "\n"
+    return to_json(comparison) + "\n"
 
 
 def rich_table(comparison: dict[str, Any]) -> Any:
@@ -228,12 +239,14 @@ def rich_table(comparison: dict[str, Any]) -> Any:
 
     styles = {"regression": "bold red", "improvement": "green", "not comparable": "yellow",
               "not significant": "dim"}
-    table = Table(title=f"zoobench comparison by {comparison['by']} (baseline "
-                        f"{comparison['baseline']}; regression: < -{comparison['threshold_pct']:g}% "
-                        f"and p < {comparison['alpha']:g})", show_lines=True)
+    # Text, not markup, everywhere: case names, --by values and log strings may hold [brackets]
+    table = Table(title=Text(f"zoobench comparison by {comparison['by']} (baseline "
+                             f"{comparison['baseline']}; regression: < "
+                             f"-{comparison['threshold_pct']:g}% and p < {comparison['alpha']:g})"),
+                  show_lines=True)
     table.add_column("row")
     for column in comparison["columns"]:
-        table.add_column(column, justify="right")
+        table.add_column(Text(column), justify="right")
     table.add_column("verdict")
     for row in comparison["rows"]:
         cells = [Text("\n".join(cell_lines(c))) for c in row["cells"]]

@@ -66,7 +66,7 @@ def table(headers: list[str], rows: list[list[str]], left: tuple[int, ...] = ())
 
 
 def _accuracy(acc: dict[str, Any]) -> str:
-    return esc(", ".join(f"{k} {v:.4f}" for k, v in acc.items()) or "-")
+    return esc(", ".join(f"{k} {fmt(v, '.4f')}" for k, v in acc.items()) or "-")
 
 
 def _facts(report: dict[str, Any]) -> str:

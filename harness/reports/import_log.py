@@ -17,6 +17,7 @@ from harness.errors import BenchError
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso
 from harness.run.result import Result, Status
 from harness.run.throughput import Interval
+from harness.userfiles import open_user_text
 from harness.version import __version__
 
 # a number as the ModelZoo scripts print it, nan and inf included (for the parsers' regexes)
@@ -45,11 +46,11 @@ def read_log_lines(paths: list[str]) -> list[tuple[str, int, str]]:
     input (one line naming it)."""
     lines = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                lines += [(path, i + 1, line.rstrip("\n")) for i, line in enumerate(fh)]
-        except OSError as exc:
-            raise BenchError(f"{path}: cannot read: {exc.strerror}") from None
+        with open_user_text(path, "log file", errors="replace") as fh:
+            try:
+                lines += [(path, i + 1, line.rstrip("\r\n")) for i, line in enumerate(fh)]
+            except OSError as exc:
+                raise BenchError(f"{path}: cannot read: {exc.strerror}") from None
     return lines
 
 
@@ -71,6 +72,11 @@ def build_report(paths: list[str], parse: Callable[[list[str]], ParsedLog], mode
     global_batch = batch_size * devices
     intervals = []
     for step, steps, rate in parsed.rates[skip:]:
+        if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+            raise BenchError(f"{where}: {parsed.rate_name} at step {step}: expected a finite "
+                             f"rate > 0, got {rate}; a log with such a line measures nothing")
+        if steps < 1:
+            raise BenchError(f"{where}: {parsed.rate_name} at step {step}: covers {steps} steps")
         samples_per_sec = rate if parsed.rate_unit == "samples" else rate * global_batch
         samples = steps * global_batch
         intervals.append(Interval(step, steps, samples, samples / samples_per_sec))

@@ -36,6 +36,9 @@ def _data_uri(fig: Any) -> str:
 
 def loss_curves(series: list[tuple[str, list[list[float]]]]) -> str | None:
     """``[(label, [[step, loss], ...]), ...]`` -> one line per series."""
+    # a diverged run's last points are null in report.json (NaN is not JSON)
+    series = [(label, [p for p in curve if len(p) == 2 and None not in p])
+              for label, curve in series]
     series = [(label, curve) for label, curve in series if curve]
     if not series:
         return None

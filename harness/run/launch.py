@@ -78,6 +78,16 @@ def _read_json(path: str) -> dict[str, Any] | None:
         return None
 
 
+def stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, a debugger): it neither runs nor exits,
+    so the ranks waiting for it fail or time out and would take the blame."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
 def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
@@ -200,9 +210,18 @@ class ProcessLauncher:
         except KeyboardInterrupt:
             outcome.status, outcome.error = Status.INTERRUPTED, "interrupted by signal"
         finally:
-            stop_all(procs)
-            replay.poll()
-        template = new_result(case, count)
+            # the workers are stopped and merged whatever signal comes now (a second Ctrl-C,
+            # the watchdog's stop at the deadline): a count never ends without its result
+            merged = _despite_signals(self._stop_and_merge, count, ranks, procs, specs, logs,
+                                      replay, outcome)
+        return merged
+
+    def _stop_and_merge(self, count: int, ranks: list[int], procs: dict[int, subprocess.Popen],
+                        specs: dict[int, WorkerSpec], logs: dict[int, str], replay: EventReplay,
+                        outcome: LaunchOutcome) -> Result:
+        stop_all(procs)
+        replay.poll()
+        template = new_result(self.job.case, count)
         template.launcher = "process"
         template.hosts = list(self.hosts.names) if self.hosts else None
         outcomes = [RankOutcome(rank=r, result=_read_json(specs[r].result),
@@ -226,7 +245,8 @@ class ProcessLauncher:
                 rank, code = bad[0]
                 outcome.status, outcome.failed_rank = Status.FAILED, rank
                 outcome.error = f"rank {rank} exited with code {code}"
-                outcome.log_tail = log_tail(logs[rank])
+                self._blame_stopped(procs, outcome)
+                outcome.log_tail = log_tail(logs[outcome.failed_rank])
                 return
             if all(code == 0 for code in codes.values()):
                 self._echo(logs[first], shown)
@@ -234,8 +254,20 @@ class ProcessLauncher:
             if time.monotonic() - self.job.started > timeout:
                 outcome.status = Status.TIMEOUT
                 outcome.error = f"workers still running after the {timeout:g} s timeout"
+                if self._blame_stopped(procs, outcome):
+                    outcome.log_tail = log_tail(logs[outcome.failed_rank])
                 return
             time.sleep(0.1)
+
+    @staticmethod
+    def _blame_stopped(procs: dict[int, subprocess.Popen], outcome: LaunchOutcome) -> bool:
+        """A stopped rank is the fault, not the peers that failed or waited because of it."""
+        frozen = [rank for rank, proc in procs.items() if proc.poll() is None and stopped(proc.pid)]
+        if not frozen:
+            return False
+        outcome.failed_rank = frozen[0]
+        outcome.error = f"rank {frozen[0]} is stopped (SIGSTOP?); {outcome.error}"
+        return True
 
     def _echo(self, log_path: str, shown: int) -> int:
         """Print the first local worker's new log lines (its training log) to the console."""
@@ -251,12 +283,24 @@ class ProcessLauncher:
         return max(shown, len(complete))
 
 
+def _despite_signals(work: Any, *args: Any) -> Any:
+    """``work(*args)`` run to its end: a KeyboardInterrupt meanwhile restarts it (the work
+    is idempotent; the run's signal handler raises once, so this ends)."""
+    for _ in range(3):
+        try:
+            return work(*args)
+        except KeyboardInterrupt:
+            continue
+    return work(*args)
+
+
 def stop_all(procs: dict[int, subprocess.Popen]) -> None:
     """SIGTERM every worker's process group, SIGKILL what is left after GRACE_S."""
     for proc in procs.values():
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGCONT)  # a stopped worker handles it too
             except (ProcessLookupError, PermissionError):
                 pass
     deadline = time.monotonic() + GRACE_S

@@ -8,7 +8,14 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.case import apply_overrides, check_unique, parse_override, read_raw_cases, validate
+from harness.case import (
+    apply_overrides,
+    check_keys,
+    check_unique,
+    parse_override,
+    read_raw_cases,
+    validate,
+)
 from harness.errors import BenchError
 from harness.plugins import BenchPlugins, load_plugins
 
@@ -35,12 +42,15 @@ def load(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
 
 
 def load_cases(paths: list[str], overrides: list[str], plugins: BenchPlugins) -> list[Case]:
-    """Read, override and validate every case of ``paths``. The modules a case names in
-    ``plugins:`` are loaded before it is validated, so that their models are known."""
+    """Read, override and validate every case of ``paths``. A case file is code: the modules
+    it names in ``plugins:`` are imported, but only once every key of every case has passed
+    its type and range checks; then the models and devices they register are resolved."""
     parsed = [parse_override(text) for text in overrides]
     raws = [raw for path in paths for raw in read_raw_cases(path, plugins.case_formats)]
     for raw in raws:
         apply_overrides(raw, parsed)
+        check_keys(raw)
+    for raw in raws:
         for module_path in raw.plugin_modules():
             plugins.load_module(module_path, source="case file")
     cases = [validate(raw, plugins.models, plugins.devices) for raw in raws]

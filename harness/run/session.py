@@ -3,6 +3,7 @@ with the launcher that count needs, and always leave a report with its status.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -13,12 +14,20 @@ from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
 from harness.run.engine import EAGER, engine_kind
 from harness.run.events import RunEvents
-from harness.run.launch import InlineLauncher, ProcessLauncher
+from harness.run.launch import DEFAULT_TIMEOUT_S, GRACE_S, InlineLauncher, ProcessLauncher
 from harness.run.plan import INLINE, PROCESS, Hosts, device_options, launcher_for, resolve_device
-from harness.run.result import STOPS_RUN, Result, add_scaling_efficiency, worst_status
+from harness.run.result import STOPS_RUN, Result, Status, add_scaling_efficiency, worst_status
 from harness.run.runner import Job
+from harness.run.watchdog import Watchdog
+
+# The runner and the launchers check the timeout themselves; the watchdog steps in after
+# they had time to stop (the process launcher gives its workers GRACE_S after SIGTERM).
+DEADLINE_SLACK_S = GRACE_S + 2.0
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import TextIO
+
     from harness.case import Case
     from harness.plugins import BenchPlugins
     from harness.run.progress import PlainProgress
@@ -85,33 +94,19 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
         "results": [],
     }
     results: list[Result] = []
-    with open(os.path.join(folder, "train.log"), "a", encoding="utf-8") as log_file:
+    with _train_log(folder) as log_file:
 
         def log(line: str) -> None:
-            log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-            log_file.flush()
+            try:
+                log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+                log_file.flush()
+            except (OSError, ValueError):
+                pass  # a full disk must not end the run; the report says what it can
             progress.print(line)
 
         job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log))
-        try:
-            job.events = RunEvents.open(plugins, case, folder, log)
-            device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
-            report["environment"] = capture_environment(plugins, device=device)
-            for count in case.devices:
-                result = _launcher(job, launchers[count], device_name, folder, out_root,
-                                   where).measure(count)
-                job.events.emit("run_stop", result=result.to_dict())
-                results.append(result)
-                if result.status in STOPS_RUN:
-                    break
-            add_scaling_efficiency(results)
-            report["status"] = worst_status([r.status for r in results]).value
-        except KeyboardInterrupt:
-            report["status"] = "interrupted"
-        except Exception as exc:  # noqa: BLE001 - the report must still be written
-            report["status"] = "failed"
-            report["error"] = f"{type(exc).__name__}: {exc}"
-        finally:
+
+        def finish() -> None:
             progress.stop()
             job.events.close(report["status"])
             report["results"] = [r.to_dict() for r in results]
@@ -119,8 +114,71 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             write_report(folder, report, plugins)
             for result in results:
                 if result.traceback:
-                    log_file.write(result.traceback)
+                    try:
+                        log_file.write(result.traceback)
+                    except (OSError, ValueError):
+                        pass
+
+        def save() -> None:  # what the watchdog writes from if this process gets stuck
+            dog.save({**report, "results": [r.to_dict() for r in results]})
+
+        limit = case.timeout or DEFAULT_TIMEOUT_S
+        left = limit - (time.monotonic() - job.started) + DEADLINE_SLACK_S
+        with Watchdog(folder, left, limit, plugins) as dog:
+            try:
+                save()
+                job.events = RunEvents.open(plugins, case, folder, log)
+                job.events.sinks.append(dog.sink)
+                device = {**backend.describe(), "type": device_name, "count": max(case.devices)}
+                report["environment"] = capture_environment(plugins, device=device)
+                save()
+                for count in case.devices:
+                    result = _launcher(job, launchers[count], device_name, folder, out_root,
+                                       where).measure(count)
+                    results.append(result)
+                    _stopped_by(dog, result)
+                    save()
+                    job.events.emit("run_stop", result=result.to_dict())
+                    if result.status in STOPS_RUN:
+                        break
+                add_scaling_efficiency(results)
+                report["status"] = worst_status([r.status for r in results]).value
+                if dog.message and report["status"] in ("timeout", "interrupted"):
+                    report["error"] = dog.message
+            except KeyboardInterrupt:
+                report["status"] = "timeout" if dog.reason == "timeout" else "interrupted"
+                if dog.message:
+                    report["error"] = dog.message
+            except Exception as exc:  # noqa: BLE001 - the report must still be written
+                report["status"] = "failed"
+                report["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                dog.write_once(finish)
     return RunOutcome(case, report, folder)
+
+
+@contextlib.contextmanager
+def _train_log(folder: str) -> Iterator[TextIO]:
+    """train.log, whose close never raises: on a full disk the report's own error counts."""
+    fh = open(os.path.join(folder, "train.log"), "a", encoding="utf-8")
+    try:
+        yield fh
+    finally:
+        try:
+            fh.close()
+        except OSError:
+            pass
+
+
+def _stopped_by(dog: Watchdog, result: Result) -> None:
+    """A count the watchdog stopped ends as ``interrupted`` (its stop is a KeyboardInterrupt,
+    whether from a signal or from the guard's SIGUSR1 at the deadline): say which, and at the
+    deadline it is a timeout."""
+    if dog.reason is None or result.status is not Status.INTERRUPTED:
+        return
+    result.error = dog.message
+    if dog.reason == "timeout":
+        result.status = Status.TIMEOUT
 
 
 def _launcher(job: Job, how: str, device: str, folder: str, out_root: str, where: Where) -> Any:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import time
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
-from harness.reports.store import write_atomic
+from harness.reports.store import folder_name, to_json, write_atomic
 from harness.run.events import JsonlEventSink, RunEvents, read_event_lines
 from harness.run.launch import DEFAULT_TIMEOUT_S, _read_json
 from harness.run.plan import device_options, slurm_tasks
@@ -32,8 +33,9 @@ class SlurmLauncher:
     def __init__(self, job: Job, device: str, out_root: str, port_base: int = 29500) -> None:
         self.job = job
         self.device = device
-        self.exchange = os.path.join(os.path.abspath(out_root),
-                                     f"slurm-{os.environ.get('SLURM_JOB_ID')}-{job.case.name}")
+        # one safe path component: a case name "../x" must not leave --out
+        name = folder_name(f"slurm-{os.environ.get('SLURM_JOB_ID')}-{job.case.name}")
+        self.exchange = os.path.join(os.path.abspath(out_root), name)
         self.port_base = port_base
 
     def _join_cluster(self, count: int) -> int:
@@ -59,7 +61,7 @@ class SlurmLauncher:
             raise BenchError(f"{case.source}: devices: {count} devices, but srun started "
                              f"{tasks} tasks; run one srun step per device count")
         rank = self._join_cluster(count)
-        os.makedirs(self.exchange, exist_ok=True)
+        _exchange_folder(self.exchange)
         results = {r: os.path.join(self.exchange, f"rank{r}.result.json") for r in range(count)}
         streams = {r: os.path.join(self.exchange, f"rank{r}.events.jsonl") for r in range(count)}
         backend = self.job.plugins.devices.get(self.device)()
@@ -72,7 +74,7 @@ class SlurmLauncher:
                                        worker=WorkerInfo(rank=rank, world_size=count))
         own = measure_count(task_job, count)
         own.rank = rank
-        write_atomic(results[rank], json.dumps(own.to_dict(), default=str))
+        write_atomic(results[rank], to_json(own.to_dict(), indent=None))
         outcome = LaunchOutcome()
         ranks = list(range(count)) if rank == 0 else [rank]
         if rank == 0:
@@ -91,3 +93,17 @@ class SlurmLauncher:
                                            if e.get("kind") == "interval"])
                     for r in ranks]
         return merge_ranks(template, outcomes, outcome)
+
+
+def _exchange_folder(path: str) -> None:
+    """Create (or join) the ranks' shared folder; every rank is the same user, so a folder
+    or symlink planted there by someone else under a shared ``--out`` is refused."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise BenchError(f"--out {os.path.dirname(path)}: cannot create {path}: "
+                         f"{exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise BenchError(f"{path}: not a folder of this user (planted?); remove it or use "
+                         f"another --out")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
-from harness.reports.store import write_atomic
+from harness.reports.store import to_json, write_atomic
 from harness.run import plan
 from harness.run.events import JsonlEventSink, RunEvents
 from harness.run.progress import PlainProgress
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size))
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
-    write_atomic(spec.result, json.dumps(result.to_dict(), default=str))
+    write_atomic(spec.result, to_json(result.to_dict(), indent=None))
     if result.traceback:
         print(result.traceback, flush=True)
     return 0 if result.status == "ok" else 3

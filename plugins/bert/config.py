@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 
-from harness import BenchError, at
+from harness import BenchError, at, parse_json, read_user_text
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "tanh", "swish")
 # Keys of published configs that change nothing here (Chinese BERT's pooler keys etc.).
@@ -77,13 +76,7 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, path: str) -> BertConfig:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except OSError as exc:
-            raise BenchError(f"{path}: cannot read bert_config: {exc.strerror}") from None
-        except ValueError as exc:
-            raise BenchError(f"{path}: not valid JSON: {exc}") from None
+        data = parse_json(read_user_text(path, "bert_config", 1 << 20), path)
         return cls.from_dict(data, path)
 
 

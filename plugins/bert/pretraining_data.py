@@ -15,7 +15,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from harness import BenchError
+from harness import BenchError, open_user_text
 
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
             "masked_lm_weights", "next_sentence_labels")
@@ -48,7 +48,7 @@ def read_documents(input_files: list[str], tokenizer) -> list[list[list[str]]]:
     documents: list[list[str]] = [[]]
     for path in input_files:
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open_user_text(path, "input file") as fh:
                 for line in fh:
                     line = line.strip()
                     if not line:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from harness import BenchError
+from harness import BenchError, open_user_text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Google BERT's BasicTokenizer + WordpieceTokenizer: clean text, CJK characters split one per
@@ -20,7 +20,7 @@ def read_vocab(vocab_file: str) -> dict[str, int]:
         raise BenchError(f"{vocab_file}: no such vocabulary file")
     vocab: dict[str, int] = {}
     try:
-        with open(vocab_file, encoding="utf-8") as fh:
+        with open_user_text(vocab_file, "vocabulary file") as fh:
             for index, line in enumerate(fh):
                 token = line.strip()
                 if token:

@@ -108,6 +108,15 @@ def check_params(case: Case) -> None:
 def validate_case(case: Case) -> None:
     if case.model == MODEL:
         check_params(case)
+        _check_global_batch(case, max(case.devices) * case.batch_size)
+
+
+def _check_global_batch(case: Case, global_batch: int) -> None:
+    """A global batch larger than the train split is bad input, found before the run."""
+    examples = _train_examples(case)
+    if examples < global_batch:
+        raise BenchError(f"{case.source}: batch_size: the global batch "
+                         f"{global_batch} is larger than the {examples} train examples")
 
 
 @hookimpl
@@ -142,9 +151,8 @@ def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
     from plugins.resnext50 import data
 
     examples = _train_examples(case) if split == "train" else None
-    if examples is not None and examples < ctx.global_batch_size:
-        raise BenchError(f"{case.source}: batch_size: the global batch "
-                         f"{ctx.global_batch_size} is larger than the {examples} train examples")
+    if examples is not None:
+        _check_global_batch(case, ctx.global_batch_size)
     build = data.synthetic_dataset if case.data.synthetic else data.tfrecord_dataset
     return build(case, split, ctx, examples)
 

@@ -26,7 +26,9 @@ def split_files(case: Case, split: str) -> list[str]:
     folder = case.data.eval_path if key == "data.eval_path" else case.data.path
     if not folder or not os.path.isdir(folder):
         raise BenchError(f"{case.source}: {key}: no such directory {folder!r}")
-    files = sorted(glob.glob(os.path.join(folder, SPLIT_PATTERNS[split])))
+    # a conversion still running (or killed) has only .partial shards: never read them
+    files = sorted(f for f in glob.glob(os.path.join(folder, SPLIT_PATTERNS[split]))
+                   if not f.endswith(".partial"))
     if not files:
         raise BenchError(f"{case.source}: {key}: no {SPLIT_PATTERNS[split]} files in {folder!r}")
     return files

@@ -6,7 +6,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from harness import BenchError
+from harness import BenchError, read_user_bytes, read_user_text, write_atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 LABELS_FILE = "labels.txt"
@@ -40,13 +40,13 @@ def list_images(src: str) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def read_labels(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    return [line.strip() for line in read_user_text(path, "labels file").splitlines()
+            if line.strip()]
 
 
-def label_map(out: str, classes: list[str]) -> list[str]:
+def label_map(out: str, classes: list[str]) -> tuple[list[str], bool]:
     """The class order: an existing ``OUT/labels.txt`` (so a later validation folder gets the
-    same labels) or the sorted class names, written to it."""
+    same labels) or the sorted class names; and whether labels.txt is still to be written."""
     path = os.path.join(out, LABELS_FILE)
     if os.path.exists(path):
         known = read_labels(path)
@@ -54,10 +54,8 @@ def label_map(out: str, classes: list[str]) -> list[str]:
         if missing:
             raise BenchError(f"{path}: class {missing[0]!r} of the image folder is not listed; "
                              f"remove the file to start a new label set")
-        return known
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("".join(f"{c}\n" for c in classes))
-    return classes
+        return known, False
+    return classes, True
 
 
 def encode_example(path: str, label: int, synset: str) -> bytes:
@@ -65,8 +63,7 @@ def encode_example(path: str, label: int, synset: str) -> bytes:
     3-channel JPEG (PNG, grey, CMYK) are re-encoded as RGB JPEG."""
     from harness.tfcompat import tf
 
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = read_user_bytes(path, "image", 1 << 30)
     try:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
         is_rgb_jpeg = (bool(tf.io.is_jpeg(data))
@@ -99,14 +96,18 @@ def encode_example(path: str, label: int, synset: str) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
+PARTIAL = ".partial"  # shards are written under this suffix and renamed when all are done
+
+
 def write_split(out: str, split: str, items: list[tuple[str, int, str]], shards: int) -> Written:
-    """Write ``items`` (path, label, class) to ``OUT/split-0000i-of-0000n``, round robin."""
+    """Write ``items`` (path, label, class) to ``OUT/split-0000i-of-0000n.partial``, round
+    robin (:func:`convert` renames them once every split is whole)."""
     from harness.tfcompat import tf
 
     shards = shards or max(1, -(-len(items) // EXAMPLES_PER_SHARD))
     shards = min(shards, len(items))
     files = [os.path.join(out, f"{split}-{i:05d}-of-{shards:05d}") for i in range(shards)]
-    writers = [tf.io.TFRecordWriter(f) for f in files]
+    writers = [tf.io.TFRecordWriter(f + PARTIAL) for f in files]
     try:
         for n, (path, label, synset) in enumerate(items):
             writers[n % shards].write(encode_example(path, label, synset))
@@ -125,13 +126,14 @@ def convert(src: str, out: str, split: str = "train", eval_fraction: float = 0.0
     if not 0.0 <= eval_fraction < 1.0:
         raise BenchError(f"--eval-fraction: expected a value in [0, 1), got {eval_fraction}")
     classes, images = list_images(src)
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
     stale = sorted(f for f in os.listdir(out) if f.startswith(f"{split}-")
              or (eval_fraction and f.startswith("validation-")))
     if stale:
         raise BenchError(f"{os.path.join(out, stale[0])}: already exists; use an empty OUT_DIR "
                          f"or remove the old split")
-    labels = label_map(out, classes)
+    labels, new_labels = label_map(out, classes)
     rng = random.Random(seed)
     kept: list[tuple[str, int, str]] = []
     held: list[tuple[str, int, str]] = []
@@ -145,7 +147,23 @@ def convert(src: str, out: str, split: str = "train", eval_fraction: float = 0.0
         held += entries[:n_held]
         kept += entries[n_held:]
     rng.shuffle(kept)
-    written = [write_split(out, split, kept, shards)]
-    if held:
-        written.append(write_split(out, "validation", sorted(held), shards))
+    # all or nothing: a corrupt image leaves no partial split (which a later run would
+    # train on silently) and no labels.txt, so the same command can simply be rerun
+    written: list[Written] = []
+    try:
+        written.append(write_split(out, split, kept, shards))
+        if held:
+            written.append(write_split(out, "validation", sorted(held), shards))
+    except BaseException:
+        for name in os.listdir(out):
+            if name.endswith(PARTIAL) and name.startswith((f"{split}-", "validation-")):
+                os.unlink(os.path.join(out, name))
+        if created and not os.listdir(out):
+            os.rmdir(out)
+        raise
+    for item in written:
+        for path in item.files:
+            os.replace(path + PARTIAL, path)
+    if new_labels:
+        write_atomic(os.path.join(out, LABELS_FILE), "".join(f"{c}\n" for c in classes))
     return written

@@ -10,12 +10,10 @@ SQuAD v1.1 JSON, which CMRC 2018 also uses.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from harness import BenchError
+from harness import BenchError, parse_json, read_user_text
 
 XNLI_LABELS = ("contradiction", "entailment", "neutral")
 BINARY_LABELS = ("0", "1")
@@ -23,6 +21,7 @@ BINARY_LABELS = ("0", "1")
 XNLI_ALIASES = {"contradictory": "contradiction"}
 HEADER_LABELS = ("label", "gold_label")  # a first row whose label cell is one of these
 TAG_PREFIXES = ("B", "I", "E", "S", "M")  # BIO, BIOES, BMES
+JSON_DEPTH = 32  # SQuAD nests 6 deep (data, paragraphs, qas, answers)
 
 
 @dataclass(frozen=True)
@@ -74,13 +73,11 @@ def fail(path: str, line: int | None, message: str) -> BenchError:
 
 
 def _read_lines(path: str) -> list[str]:
-    if not os.path.isfile(path):
-        raise BenchError(f"{path}: no such data file")
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            return [line.rstrip("\r\n") for line in fh]
-    except UnicodeDecodeError as exc:
-        raise BenchError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    """The lines of a data file (a regular file, UTF-8, BOM dropped; never a FIFO), split
+    at universal newlines as a text-mode file iterates."""
+    text = read_user_text(path, "data file").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    return lines[:-1] if lines and not lines[-1] else lines
 
 
 # --- classification ----------------------------------------------------------------------
@@ -277,13 +274,8 @@ def read_squad(path: str, training: bool) -> list[Question]:
     ``answer_start`` does not point at it (CMRC's files hold a few shifted starts) or there is
     none, the occurrence nearest to it is used. An eval answer is a string to compare with (as
     CMRC's evaluate does, numbers included), so one that is not a span is kept."""
-    lines = _read_lines(path)
-    text = "\n".join(lines)
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        raise fail(path, line, f"not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    text = "\n".join(_read_lines(path))
+    data = parse_json(text, path, max_depth=JSON_DEPTH)
 
     def error(where: tuple, message: str) -> BenchError:
         return fail(path, json_line(text, where), message)
