@@ -8,6 +8,7 @@ import sys
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
+from engines import tf2_adapter
 
 from harness.case import Case
 from harness.devices.npu import NpuBackend
@@ -129,6 +130,7 @@ def test_several_npus_need_the_process_launcher(fake_npu, monkeypatch):
     assert not _opens(fake_npu)
 
 
+@tf2_adapter
 def test_loss_scaling_uses_the_adapters_optimizer(fake_npu):
     from harness.tfcompat import keras
 
@@ -173,6 +175,7 @@ def build_dataset(case, split, ctx):
 RECORDER = SimpleNamespace(__name__="ctx_recorder", build_dataset=build_dataset)
 
 
+@tf2_adapter
 def test_auto_picks_npu_and_mixed_precision_trains_with_loss_scaling(fake_npu, bench_run, tiny,
                                                                     tiny_case):
     tiny_case.update(device="auto", precision="mixed",
@@ -190,6 +193,7 @@ def test_auto_picks_npu_and_mixed_precision_trains_with_loss_scaling(fake_npu, b
     assert result["loss"]["last"] < result["loss"]["first"]
 
 
+@tf2_adapter
 def test_rank_size_two_shards_the_data_and_all_reduces(fake_npu, bench_run, tiny, tiny_case,
                                                        tmp_path, monkeypatch):
     table = tmp_path / "rank_table.json"
