@@ -172,12 +172,12 @@ def environment(env: dict[str, Any]) -> None:
             from harness.tfcompat import tf
 
             info = _build_info(tf)
-            if info.get("is_cuda_build"):
-                build = {"cuda_build": info.get("cuda_version"),
-                         "cudnn_build": info.get("cudnn_version")}
+            # None on CPU-only builds (tensorflow-cpu 2.6.5 has no cuda_version key at all)
+            build = {"cuda_build": info.get("cuda_version") if info.get("is_cuda_build") else None,
+                     "cudnn_build": info.get("cudnn_version") if info.get("is_cuda_build") else None}
         except (AttributeError, ImportError):
             pass
-    if not gpus and not build:
+    if not gpus and not any(build.values()):
         return
     driver = gpus[0].get("driver_version") if gpus else None
     env["gpu"] = {"names": [gpu.get("name", "") for gpu in gpus], "count": len(gpus),
