@@ -7,6 +7,9 @@ PyTorch interpreter (--torch-python, default /tmp/torchref/bin/python when prese
 ../shared/tools/torch_resnext50_bench.py --batch 16 --image 224 --channels-last right after,
 and prints the ratio zoobench / PyTorch (target >= 1.3). --rounds N alternates the two N times
 (the machine may be shared: compare figures of the same round); --mixed adds a bfloat16 run.
+--grouped-conv instead compares params.grouped_conv native and split, with TensorFlow's oneDNN
+off and on (TF_ENABLE_ONEDNN_OPTS=0/1; where TF has no grouped-convolution gradient the native
+run fails, and is reported so), each round in one alternating sequence; --image sets the size.
 Beside each figure: the 1-minute load average before it and the cores other processes kept
 busy during it (/proc/stat less this run's own CPU time): figures with other_processes_cores
 well above 0 were measured on a shared, contended machine.
@@ -65,22 +68,31 @@ class OtherLoad:
         return usage.ru_utime + usage.ru_stime
 
 
-def bench_run(precision: str, steps: int) -> dict:
-    """One `bench run` of the CPU case; samples/s and MFU from its report.json."""
+def bench_run(precision: str, steps: int, sets: tuple[str, ...] = (),
+              env: dict[str, str] | None = None, impl: str = "") -> dict:
+    """One `bench run` of the CPU case; samples/s and MFU from its report.json (with
+    ``env``, a run that fails is returned as such rather than ending the benchmark)."""
     with tempfile.TemporaryDirectory() as out:
         # The case's 2 warmup steps are excluded, as the PyTorch script's are.
         command = ["bench", "run", CASE, "--out", out, "--set", f"precision={precision}",
                    "--set", f"train.steps={steps + 2}", "--set", "train.warmup_steps=2",
                    "--set", "train.log_every=1"]
+        for item in sets:
+            command += ["--set", item]
         bench = os.path.join(os.path.dirname(sys.executable), "bench")
         command[0] = bench if os.path.exists(bench) else "bench"
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
         reports = glob.glob(os.path.join(out, "*", "report.json"))
+        if reports:
+            with open(reports[0], encoding="utf-8") as fh:
+                result = json.load(fh)["results"][0]
+        if env is not None and (done.returncode != 0 or not reports):
+            error = result.get("error") if reports else done.stderr.strip().splitlines()[-1:]
+            return {"impl": impl, "samples_per_sec": None, "fails": error}
         if done.returncode != 0 or not reports:
             sys.exit(f"bench run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        with open(reports[0], encoding="utf-8") as fh:
-            result = json.load(fh)["results"][0]
-    return {"impl": f"zoobench-tf-{precision}", "samples_per_sec":
+    return {"impl": impl or f"zoobench-tf-{precision}", "samples_per_sec":
             result["throughput"]["samples_per_sec"], "mfu": result["mfu"],
             "peak_flops": result.get("peak_flops"),
             "step_ms_median": result["step_time_ms"]["median"],
@@ -106,7 +118,13 @@ def main() -> None:
                         else "", help="Python with torch for the reference ('' to skip)")
     parser.add_argument("--torch-script", default=next(
         (os.path.normpath(p) for p in TORCH_SCRIPTS if os.path.exists(p)), TORCH_SCRIPTS[0]))
+    parser.add_argument("--grouped-conv", action="store_true",
+                        help="compare grouped_conv native / split, oneDNN off / on")
+    parser.add_argument("--image", type=int, default=224, help="image size (params.image_size)")
     args = parser.parse_args()
+    if args.grouped_conv:
+        grouped_conv(args)
+        return
 
     ratios = []
     for round_no in range(1, args.rounds + 1):
@@ -134,6 +152,28 @@ def main() -> None:
     if ratios:
         print(f"ratio zoobench/PyTorch: median {statistics.median(ratios):.2f} over "
               f"{len(ratios)} round(s): {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def grouped_conv(args: argparse.Namespace) -> None:
+    """native vs split grouped convolutions, TF's oneDNN off and on, alternating per round."""
+    configs = [(impl, onednn) for onednn in ("0", "1") for impl in ("native", "split")]
+    figures: dict[str, list[float]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for impl, onednn in configs:
+            name = f"{impl}, TF_ENABLE_ONEDNN_OPTS={onednn}"
+            before = load()
+            with OtherLoad() as other:
+                figure = bench_run("fp32", args.steps, (f"params.grouped_conv={impl}",
+                                                        f"params.image_size={args.image}"),
+                                   {"TF_ENABLE_ONEDNN_OPTS": onednn}, name)
+            figure.update(round=round_no, image=args.image, load_1min=round(before, 2),
+                          other_processes_cores=round(other.cores, 2))
+            print(json.dumps(figure), flush=True)
+            if figure["samples_per_sec"]:
+                figures.setdefault(name, []).append(figure["samples_per_sec"])
+    for name, values in figures.items():
+        print(f"{name}: median {statistics.median(values):.2f} samples/s over "
+              f"{len(values)} round(s)")
 
 
 if __name__ == "__main__":

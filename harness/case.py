@@ -209,6 +209,8 @@ class TrainSpec:
     epochs: float | None = _key(None, _Float(positive=True, nullable=True))
     warmup_steps: int = _key(10, _Int(minimum=0))
     log_every: int = _key(10, _Int(minimum=1))
+    # steps per compiled call; None: the device's default (npu: log_every, else 1)
+    steps_per_loop: int | None = _key(None, _Int(minimum=1, nullable=True))
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,11 @@ def check_keys(raw: RawCase) -> dict[str, Any]:
         raise raw.fail("train.warmup_steps",
                        f"must be below train.steps ({train['steps']}): the measured window "
                        f"would be empty; got {train['warmup_steps']}")
+    if train["steps_per_loop"] is not None:
+        problem = loop_problem(train["steps_per_loop"], train["log_every"], train["warmup_steps"],
+                               values["eval"]["every_steps"])
+        if problem:
+            raise raw.fail(*problem)
     biggest = values["batch_size"] * max(values["devices"])
     if biggest > BATCH_MAX:
         key = "batch_size" if "batch_size" in raw.data else "devices"
@@ -429,6 +436,18 @@ def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Ca
         npu=MappingProxyType(values["npu"]),
     )
     return Case(**values, source=f"{raw.file}:{raw.prefix}" if raw.prefix else raw.file)
+
+
+def loop_problem(steps_per_loop: int, log_every: int, warmup_steps: int,
+                 eval_every: int | None, origin: str = "") -> tuple[str, str] | None:
+    """``(dotted key, message)`` when intervals, the warmup or evaluations would end inside a
+    loop of ``steps_per_loop`` steps (the host sees the steps only at the end of a loop)."""
+    for key, value in (("train.log_every", log_every), ("train.warmup_steps", warmup_steps),
+                       ("eval.every_steps", eval_every)):
+        if value and value % steps_per_loop:
+            return key, (f"must be a multiple of train.steps_per_loop ({steps_per_loop}{origin}): "
+                         f"intervals, warmup and evaluations end at whole loops; got {value}")
+    return None
 
 
 def _default_name(raw: RawCase) -> str:

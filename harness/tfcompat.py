@@ -169,9 +169,9 @@ def executes_eagerly() -> bool:
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow: ``keras.utils.set_random_seed`` (Keras >= 2.7), else
-    the three seeds it sets (``tf.compat.v1.set_random_seed``: the default graph's seed in graph
-    mode, the global seed eagerly)."""
+    """Seed Python, NumPy and TensorFlow: ``keras.utils.set_random_seed`` (Keras >= 2.7); on
+    older Keras (Ascend's 2.6, TF 1.15) the three seeds it sets (``tf.compat.v1.set_random_seed``:
+    the default graph's seed in graph mode, the global seed eagerly)."""
     setter = getattr(_load()["keras"].utils, "set_random_seed", None)
     if setter is not None:
         setter(seed)

@@ -11,7 +11,7 @@ from fake_tools import install_tool
 from harness.devices import ascend
 from harness.devices.npu import NpuBackend
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "ascend")

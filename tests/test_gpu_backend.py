@@ -15,7 +15,7 @@ from harness.devices.cpu import CpuBackend
 from harness.devices.gpu import GpuBackend
 from harness.devices.peak_flops import lookup
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 
 def _case(precision: str) -> Case:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -17,31 +14,7 @@ from harness.errors import BenchError
 from harness.plugins import hookimpl
 from harness.testing import write_case
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAKES = os.path.join(HERE, "fakes")
-LAUNCH_VARS = ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID")
-
-
-def _forget(prefix: str) -> None:
-    for name in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-
-
-@pytest.fixture
-def fake_npu(monkeypatch):
-    """The fake adapter importable as ``npu_device`` for one test, then gone again (so that
-    ``device: auto`` elsewhere does not find an NPU)."""
-    for var in LAUNCH_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.syspath_prepend(FAKES)
-    _forget("npu_device")
-    import npu_device
-
-    yield npu_device
-    _forget("npu_device")
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 
 def _case(**npu) -> Case:
@@ -202,7 +175,7 @@ def test_rank_size_two_shards_the_data_and_all_reduces(fake_npu, bench_run, tiny
                        "RANK_TABLE_FILE": str(table)}.items():
         monkeypatch.setenv(var, value)
     CONTEXTS.clear()
-    tiny_case.update(device="npu", devices=[2], train={"steps": 12, "warmup_steps": 2,
+    tiny_case.update(device="npu", devices=[2], train={"steps": 12, "warmup_steps": 5,
                                                        "log_every": 5})
     report = bench_run(tiny_case, plugins=[tiny, RECORDER]).report
     assert report["status"] == "ok", report["results"][0].get("error")
@@ -213,6 +186,11 @@ def test_rank_size_two_shards_the_data_and_all_reduces(fake_npu, bench_run, tiny
     reduces = [c for c in fake_npu.CALLS if c[0] == "all_reduce"]
     # the tiny MLP's 4 variables and the loss, summed (each rank divides by the global batch)
     assert reduces and all(c[1:3] == ("sum", 5) for c in reduces)
+    # rank 0's initial weights, the 4 trainable variables once, with the adapter's defaults
+    assert [c for c in fake_npu.CALLS if c[0] == "broadcast"] == [
+        ("broadcast", 0, 4, 2, "hccl_world_group")]
+    names = [c[0] for c in fake_npu.CALLS]
+    assert names.index("broadcast") < names.index("set_npu_loop_size")  # before training
     assert report["results"][0]["global_batch_size"] == 64
 
 
@@ -231,3 +209,98 @@ def test_invalid_precision_mode_is_one_line_naming_file_and_key(fake_npu, bench_
         f"{', '.join(PRECISION_MODES)}, got 'fp16'")
     assert not out.exists()
     assert not _opens(fake_npu)
+
+
+# --- loop sinking, broadcast, device ids (issue 12) --------------------------------------------
+
+
+def _record_launches(monkeypatch, fake):
+    """Each engine launch as (steps, the adapter's loop size at that moment)."""
+    from harness.run.engine import EagerEngine
+
+    launches = []
+    original = EagerEngine.launch
+
+    def launch(self, steps):
+        launches.append((steps, fake.fake_loop_size()))
+        return original(self, steps)
+
+    monkeypatch.setattr(EagerEngine, "launch", launch)
+    return launches
+
+
+def test_the_npu_loop_size_is_the_cases_n_before_every_launch(fake_npu, bench_run, tiny,
+                                                             tiny_case, monkeypatch):
+    launches = _record_launches(monkeypatch, fake_npu)
+    tiny_case.update(device="npu", train={"steps": 20, "warmup_steps": 5, "log_every": 5})
+    report = bench_run(tiny_case, plugins=[tiny]).report
+    assert report["status"] == "ok", report["results"][0].get("error")
+    assert report["case"]["train"]["steps_per_loop"] == 5  # npu default: log_every
+    assert [c for c in fake_npu.CALLS if c[0] == "set_npu_loop_size"] == [("set_npu_loop_size", 5)]
+    # one compiled call per loop, each with the loop size the adapter will run it with
+    assert launches == [(5, 5)] * 4
+    result = report["results"][0]
+    assert [(i["step"], i["steps"]) for i in result["throughput"]["intervals"]] == [
+        (10, 5), (15, 5), (20, 5)]
+    # set before the first call: the options were set and the device opened before it
+    names = [c[0] for c in fake_npu.CALLS]
+    assert names.index("as_default") < names.index("set_npu_loop_size")
+
+
+def test_a_shorter_last_loop_gets_its_own_loop_size(fake_npu, bench_run, tiny, tiny_case,
+                                                    monkeypatch):
+    launches = _record_launches(monkeypatch, fake_npu)
+    tiny_case.update(device="npu", train={"steps": 22, "warmup_steps": 4, "log_every": 8,
+                                          "steps_per_loop": 4})
+    report = bench_run(tiny_case, plugins=[tiny]).report
+    assert report["status"] == "ok", report["results"][0].get("error")
+    assert [c[1] for c in fake_npu.CALLS if c[0] == "set_npu_loop_size"] == [4, 2]
+    assert launches == [(4, 4)] * 5 + [(2, 2)]
+    assert all(steps == size for steps, size in launches)
+
+
+def test_the_npu_default_loop_must_divide_the_warmup(fake_npu, bench_cli, tmp_path, tiny_case):
+    tiny_case.update(device="npu", train={"steps": 30, "warmup_steps": 5, "log_every": 10})
+    path = _cli_case(tmp_path, tiny_case)
+    out = tmp_path / "reports"
+    result = bench_cli("run", path, "--out", str(out), "--plugin", "tiny_model")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"bench: error: {path}: train.warmup_steps: must be a multiple of train.steps_per_loop "
+        f"(10, the npu default): intervals, warmup and evaluations end at whole loops; got 5; "
+        f"or set train.steps_per_loop")
+    assert not out.exists() and not _opens(fake_npu)
+
+
+def test_device_id_maps_a_physical_device_id_to_its_logical_id(fake_npu, monkeypatch):
+    monkeypatch.setenv("ASCEND_VISIBLE_DEVICES", "4-7")
+    monkeypatch.setenv("DEVICE_ID", "6")  # physical: the third visible device
+    options = {"precision": "fp32"}
+    NpuBackend().prepare(_case(), 1, options)
+    assert [call[1] for call in _opens(fake_npu)] == [2]
+    assert (options["npu_device_id"], options["physical_device_id"]) == (2, 6)
+
+
+def test_an_option_setter_type_error_names_the_case_key(fake_npu, monkeypatch):
+    config_class = type(fake_npu.global_options())
+    original = config_class.__setattr__
+
+    def setattr_(self, name, value):
+        if name == "hcom_parallel":
+            raise TypeError("Expected bool, got str")  # adapters >= 2023-06
+        original(self, name, value)
+
+    monkeypatch.setattr(config_class, "__setattr__", setattr_)
+    with pytest.raises(BenchError) as err:
+        NpuBackend().prepare(_case(hcom_parallel=True), 1,
+                             {"precision": "fp32", "hcom_parallel": True})
+    assert str(err.value) == ("cases/c.yaml: npu.hcom_parallel: the installed npu_device rejects "
+                              "hcom_parallel = True: Expected bool, got str")
+
+
+def test_aic_metrics_by_name_opens_with_a_metric_group(fake_npu):
+    options = {"precision": "fp32", "profiling": True,
+               "profiling_options": "training_trace:aic_metrics"}
+    NpuBackend().prepare(_case(), 1, options)  # the fake's open() refuses "on" there
+    sets = _sets(fake_npu)
+    assert '"aic_metrics": "PipeUtilization"' in sets["profiling_config.profiling_options"]

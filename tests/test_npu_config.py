@@ -21,7 +21,7 @@ from harness.plugins import hookimpl
 from harness.run.plan import device_options, load
 from harness.testing import write_case
 
-pytestmark = pytest.mark.core  # also run on the TF 2.15 (Keras 2) job: the Ascend path
+pytestmark = pytest.mark.core  # also run on the TF 2.6.5 job (Ascend's TF 2 stack)
 
 MODELZOO = {"precision": "mixed", "iterations_per_loop": 1000, "hcom_parallel": True}
 
@@ -72,6 +72,8 @@ def test_printed_session_source_builds_the_same_proto():
     source = session_config_source(config)
     assert 'custom_op.parameter_map["precision_mode"].s = ' \
            "tf.compat.as_bytes('allow_mix_precision')" in source
+    # sess.run scripts loop on the device only through the op set_iteration_per_loop returns
+    assert "# train_op = util.set_iteration_per_loop(sess, train_op, 1000)" in source
     # Run it as a TF 1.15 script would, with tf.ConfigProto played by the TF 2 compat class.
     body = "\n".join(line for line in source.splitlines() if not line.startswith(("import", "from")))
     tf1 = SimpleNamespace(ConfigProto=tf.compat.v1.ConfigProto, compat=tf.compat)
@@ -93,12 +95,21 @@ def test_run_config_kwargs_and_their_source():
     def npu_run_config(**given):
         seen.update(given)
 
+    from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+    from harness.tfcompat import tf
+
     source = run_config_source(kwargs)
-    body = "\n".join(line for line in source.splitlines() if not line.startswith("from"))
+    body = "\n".join(line for line in source.splitlines()
+                     if not line.startswith(("from", "import")))
     exec(body, {"NPURunConfig": npu_run_config, "DumpConfig": lambda **kw: ("DumpConfig", kw),
-                "MODEL_DIR": "/m", "config": "CONFIG"})
+                "MODEL_DIR": "/m", "RewriterConfig": RewriterConfig,
+                "tf": SimpleNamespace(ConfigProto=tf.compat.v1.ConfigProto)})
     assert seen["dump_config"] == ("DumpConfig", kwargs["dump_config"].kwargs)
-    assert seen["iterations_per_loop"] == 1000 and seen["session_config"] == "CONFIG"
+    assert seen["iterations_per_loop"] == 1000 and seen["model_dir"] == "/m"
+    # NPUEstimator adds its own NpuOptimizer to the session config it gets: none in ours
+    rewrite = seen["session_config"].graph_options.rewrite_options
+    assert not rewrite.custom_optimizers and rewrite.remapping == RewriterConfig.OFF
 
 
 def test_tf2_global_options_leave_out_what_tf2_has_not():
@@ -129,6 +140,8 @@ def test_bench_npu_config_prints_all_three(bench_cli, tmp_path, tiny_case):
     assert "custom_op.name = 'NpuOptimizer'" in out
     assert 'custom_op.parameter_map["hcom_parallel"].b = True' in out
     assert "run_config = NPURunConfig(" in out and "iterations_per_loop=1," in out
+    # TF 2: the loop size of train.steps_per_loop (npu default: log_every, 5 here)
+    assert "npu_device.set_npu_loop_size(5)" in out
     data = json.loads(bench_cli("npu-config", path, "--plugin", "tiny_model", "--json",
                                 "--set", "npu.iterations_per_loop=1000").stdout)
     assert data["session_config"]["parameter_map"]["iterations_per_loop"] == 1000
@@ -144,6 +157,10 @@ def test_bench_npu_config_prints_all_three(bench_cli, tmp_path, tiny_case):
     ({"loss_scale": "auto"}, "npu.loss_scale: expected 'dynamic', 'none' or a number > 0"),
     ({"modify_mixlist": "nope.json"}, "npu.modify_mixlist: no such file: nope.json"),
     ({"enable_dump": True}, "npu.dump_path: required when enable_dump is true"),
+    ({"enable_dump_debug": True}, "npu.dump_path: required when enable_dump_debug is true"),
+    ({"profiling": True, "profiling_options": {"aic_metrics": "on"}},
+     "npu.profiling_options: aic_metrics: expected an AI Core metric group, one of "
+     "PipeUtilization, "),
     ({"profiling": True, "profiling_options": "trainig_trace"},
      "npu.profiling_options: expected a mapping, JSON or trace names"),
 ])

@@ -169,6 +169,13 @@ def chip_summary(chips: list[dict[str, Any]]) -> str:
     return "+".join(names)
 
 
+def chip_name() -> str | None:
+    """The chips' name from ``npu-smi info`` (``910A``, ``910B3``; several joined by ``+``),
+    None where npu-smi is absent or lists none."""
+    smi = npu_smi_info()
+    return chip_summary(smi["chips"]) if smi and smi["chips"] else None
+
+
 def device_nodes() -> int:
     """Ascend device files (/dev/davinci0, 1, ...): a chip count without npu-smi."""
     return len(glob.glob("/dev/davinci[0-9]*"))

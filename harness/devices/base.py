@@ -13,9 +13,11 @@ if TYPE_CHECKING:
 class DeviceBackend:
     """Base class of the cpu / gpu / npu backends; a third-party backend subclasses it.
 
-    The runner calls, in order: ``available()`` (may the case use it), ``prepare(case,
-    max_devices, options)`` once per process before TensorFlow builds anything, then per device
-    count ``precision_policy`` / ``strategy`` / ``input_pipeline`` / ``wrap_optimizer``,
+    The runner calls, in order: ``available()`` (may the case use it),
+    ``default_steps_per_loop(case)`` while planning, ``prepare(case, max_devices, options)``
+    once per process before TensorFlow builds anything, then per device count
+    ``precision_policy`` / ``strategy`` / ``input_pipeline`` / ``wrap_optimizer``,
+    ``broadcast`` of the built model's weights, ``set_loop_size`` before launches,
     ``all_reduce`` inside the compiled train step, and ``peak_flops`` for MFU. ``options`` are
     the case's ``npu:`` section plus ``precision`` after every ``configure_npu`` hook, already
     checked by :func:`harness.devices.options.check_options`.
@@ -39,8 +41,25 @@ class DeviceBackend:
         """``{"type", "name", "count"}`` of what is present (for ``bench list`` and reports)."""
         return {"type": cls.name, "name": "", "count": 0}
 
+    @classmethod
+    def default_steps_per_loop(cls, case: Case) -> int:
+        """Training steps per compiled call when the case sets no ``train.steps_per_loop``."""
+        return 1
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
+
+    def set_loop_size(self, steps: int) -> None:
+        """Called before a launch of ``steps`` training steps whenever that number differs
+        from the previous launch's (so before the first one too): a device that runs a
+        compiled loop on its own learns the loop's length here."""
+
+    def broadcast(self, variables: list) -> Any:
+        """Make every process's ``variables`` rank 0's, once after the model is built (a
+        one-process-per-device launch); ``tf.distribute`` strategies do this themselves.
+        In a graph the variables have no values yet: return the op that does it, which the
+        graph engine runs once after initializing them (None: nothing to run)."""
+        return None
 
     def strategy(self, count: int, workers: int = 1) -> Any:
         """The ``tf.distribute.Strategy`` over ``count`` local devices in each of ``workers``

@@ -21,6 +21,7 @@ from harness.devices.base import DeviceBackend
 from harness.devices.npu_config import global_option_values
 from harness.devices.options import FP16_MODES, OPTION_CHECKS, case_key, loss_scale, precision_mode
 from harness.devices.peak_flops import TERA, lookup
+from harness.devices.ranktable import to_logical, visible_devices
 from harness.errors import BenchError
 from harness.markers import hookimpl
 
@@ -39,13 +40,19 @@ def rank_topology(environ: Any = None) -> tuple[int, int]:
 
 
 def device_id(options: dict[str, Any] | None = None, rank: int = 0, environ: Any = None) -> int:
-    """The adapter's own order: ASCEND_DEVICE_ID (logical) before DEVICE_ID (physical); then
-    the case's ``npu.device_ids`` (ModelZoo case CSV) at this rank; else 0."""
+    """The *logical* id to open, in the TF adapter's own order: ASCEND_DEVICE_ID (a logical
+    id), else DEVICE_ID (a physical id, mapped to its logical one through
+    ASCEND_VISIBLE_DEVICES), else the case's ``npu.device_ids`` (logical) at this rank, else 0."""
     environ = os.environ if environ is None else environ
-    for var in ("ASCEND_DEVICE_ID", "DEVICE_ID"):
-        value = environ.get(var, "").strip()
-        if value.isdigit():
-            return int(value)
+    value = environ.get("ASCEND_DEVICE_ID", "").strip()
+    if value.isdigit():
+        return int(value)
+    value = environ.get("DEVICE_ID", "").strip()
+    if value.isdigit():
+        try:
+            return to_logical(int(value), environ)
+        except ValueError as exc:  # a malformed ASCEND_VISIBLE_DEVICES
+            raise BenchError(f"npu: {exc}") from None
     ids = (options or {}).get("device_ids")
     if ids:
         return int(ids[rank]) if rank < len(ids) else int(ids[0])
@@ -95,6 +102,40 @@ class NpuBackend(DeviceBackend):
         return {"type": "npu", "name": f"Ascend {chip}" if chip else "Ascend",
                 "count": len(chips) if smi else ascend.device_nodes()}
 
+    @classmethod
+    def default_steps_per_loop(cls, case: Case) -> int:
+        # One device loop per log line, as the seed's iterations_per_loop (= its log interval).
+        return case.train.log_every
+
+    def set_loop_size(self, steps: int) -> None:
+        """The adapter sinks a loop graph onto the device and runs its body the *loop size*
+        times, whatever ``steps`` the call passes: the two must agree on every call. With
+        npu_bridge the loop is fixed when the graph engine builds its session (its config's
+        iterations_per_loop, ``util.set_iteration_per_loop``), and every launch runs it."""
+        if self.adapter == "npu_bridge":
+            return
+        import npu_device
+
+        setter = getattr(npu_device, "set_npu_loop_size", None)
+        if setter is None:
+            if steps == 1:
+                return
+            raise BenchError("train.steps_per_loop: the installed npu_device has no "
+                             "set_npu_loop_size (adapters before r1.6.0); set it to 1")
+        setter(int(steps))
+
+    def broadcast(self, variables: list) -> Any:
+        """Rank 0's initial weights on every rank, as every ModelZoo TF 2 script does right
+        after building (the adapter skips it outside a multi-rank launch); with npu_bridge
+        the op the graph engine runs after init, as NPUBroadcastGlobalVariablesHook does."""
+        size, _rank = rank_topology()
+        if size > 1 and self.adapter == "npu_bridge":
+            return bridge.broadcast(variables)
+        if size > 1:
+            import npu_device
+
+            npu_device.distribute.broadcast(list(variables), root_rank=0)
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         reason = self.unavailable_reason()
         if reason:
@@ -121,7 +162,7 @@ class NpuBackend(DeviceBackend):
                 target = getattr(target, parent)
             try:
                 setattr(target, leaf, value)
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, TypeError, AttributeError) as exc:  # TypeError: adapters >= 2023-06
                 key = leaf if leaf in OPTION_CHECKS else "profiling"
                 raise BenchError(f"{case_key(case, f'npu.{key}')}: the installed npu_device "
                                  f"rejects {dotted} = {value!r}: {exc}") from None
@@ -131,7 +172,9 @@ class NpuBackend(DeviceBackend):
         except RuntimeError as exc:
             raise BenchError(f"npu: npu_device.open(device_id={dev}) failed: {exc}") from None
         # What was used, for the report's device_options.
+        visible = visible_devices()
         options.update(precision_mode=precision_mode(options), npu_device_id=dev,
+                       physical_device_id=visible[dev] if visible and dev < len(visible) else dev,
                        rank_size=size, rank_id=rank)
         self.options = options
         smi = ascend.npu_smi_info()

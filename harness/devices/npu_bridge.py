@@ -87,6 +87,19 @@ def all_reduce(values: list) -> list:
             if value.shape.ndims == 0 else hccl_ops.allreduce(value, "sum") for value in values]
 
 
+def broadcast(variables: list) -> Any:
+    """The op that sets ``variables`` to rank 0's: ``hccl_ops.broadcast`` then assign, what
+    the adapter's ``broadcast_global_variables`` does for the trainable variables."""
+    from npu_bridge.hccl import hccl_ops
+
+    from harness.tfcompat import tf
+
+    variables = list(variables)
+    values = hccl_ops.broadcast(tensor=variables, root_rank=0)
+    return tf.group(*[tf.compat.v1.assign(v, value) for v, value in zip(variables, values)],
+                    name="zoobench_broadcast")
+
+
 def device_loop(session: Any, train_op: Any, steps: int) -> Any:
     """The IterationOp the device runs ``steps`` times per ``session.run`` (``train_op`` itself
     for 1); loads the loop variables through ``session``."""

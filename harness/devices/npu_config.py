@@ -56,8 +56,9 @@ def _profiling(options: Mapping[str, Any]) -> str | None:
 def global_option_values(options: Mapping[str, Any]) -> dict[str, Any]:
     """Dotted ``npu_device.global_options()`` attribute -> value, in the order to set them.
 
-    iterations_per_loop and enable_data_pre_proc have no TF 2 global option: the runner calls
-    its train step once per step (loop size 1), and data preprocessing offload is TF 1 only.
+    iterations_per_loop and enable_data_pre_proc have no TF 2 global option: the TF 2 loop
+    size is ``train.steps_per_loop`` (the backend's ``set_npu_loop_size``), and data
+    preprocessing offload is TF 1 only.
     """
     values: dict[str, Any] = {"precision_mode": precision_mode(options)}
     if "hcom_parallel" in options:
@@ -164,26 +165,54 @@ def session_config_source(config: Any) -> str:
         if value:
             lines.append(f"config.graph_options.rewrite_options.{field} = "
                          f"RewriterConfig.{type(rewrite).Toggle.Name(value)}")
+    loops = [c.parameter_map["iterations_per_loop"].i for c in rewrite.custom_optimizers
+             if "iterations_per_loop" in c.parameter_map]
+    if loops and loops[0] > 1:
+        # npu_bridge/estimator/npu/util.py: the device loops only the op it returns, and only
+        # as many times as the session config says: the two numbers must agree.
+        lines += ["", f"# iterations_per_loop = {loops[0]}: build the train op, then, before the "
+                  f"graph is finalized,",
+                  "# from npu_bridge.estimator.npu import util",
+                  f"# train_op = util.set_iteration_per_loop(sess, train_op, {loops[0]})",
+                  f"# and sess.run(train_op): each run is {loops[0]} steps on the device."]
     return "\n".join(lines)
 
 
 def run_config_source(kwargs: Mapping[str, Any]) -> str:
-    """Python that builds the ``NPURunConfig`` of ``kwargs``."""
-    imports = ["from npu_bridge.estimator.npu.npu_config import NPURunConfig"]
+    """Python that builds the ``NPURunConfig`` of ``kwargs``. Its session config holds no
+    NpuOptimizer: NPUEstimator adds an entry of its own to whatever it is given (npu_bridge
+    npu_estimator.py), so the sess.run config would be registered twice."""
+    imports = ["import tensorflow as tf",
+               "from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig",
+               "from npu_bridge.estimator.npu.npu_config import NPURunConfig"]
     if "dump_config" in kwargs:
         imports.append("from npu_bridge.estimator.npu.npu_config import DumpConfig")
     if "profiling_config" in kwargs:
         imports.append("from npu_bridge.estimator.npu.npu_config import ProfilingConfig")
     args = ",\n".join(f"    {key}={value!r}" for key, value in kwargs.items())
-    return "\n".join(imports) + "\n\nrun_config = NPURunConfig(\n" + args + \
-        ",\n    model_dir=MODEL_DIR,\n    session_config=config,\n)"
+    return "\n".join(imports + [
+        "",
+        "# NPUEstimator adds its own NpuOptimizer: not the sess.run config (it would hold two)",
+        "session_config = tf.ConfigProto(allow_soft_placement=True)",
+        "session_config.graph_options.rewrite_options.remapping = RewriterConfig.OFF",
+        "run_config = NPURunConfig(",
+        args + ",",
+        "    model_dir=MODEL_DIR,",
+        "    session_config=session_config,",
+        ")"])
 
 
-def global_options_source(values: Mapping[str, Any]) -> str:
-    """Python (TF 2.6.5 + npu_device) that sets the same options before ``npu_device.open``."""
+def global_options_source(values: Mapping[str, Any], loop_size: int = 1) -> str:
+    """Python (TF 2.6.5 + npu_device) that sets the same options before ``npu_device.open``
+    and, for ``loop_size`` > 1, the loop size of the training loop (``train.steps_per_loop``)."""
     lines = ["import npu_device", "", "options = npu_device.global_options()"]
     lines += [f"options.{key} = {value!r}" for key, value in values.items()]
     lines.append("npu_device.open().as_default()")
+    if loop_size > 1:
+        lines += [f"npu_device.set_npu_loop_size({loop_size})  # before the first call of a "
+                  f"tf.function",
+                  f"# whose body is `for _ in tf.range(steps): step(next(iterator))`, called "
+                  f"with steps = {loop_size} as a tensor"]
     return "\n".join(lines)
 
 
@@ -219,7 +248,8 @@ def npu_config_command(cases: tuple[str, ...], overrides: tuple[str, ...],
             continue
         click.echo(f"# {case.source}: {case.name}\n")
         click.echo("## TF 2.6.5 + npu_device (what bench run sets)\n")
-        click.echo(global_options_source(values) + "\n")
+        loop_size = case.train.steps_per_loop or case.train.log_every  # the npu default
+        click.echo(global_options_source(values, loop_size) + "\n")
         click.echo("## TF 1.15 + npu_bridge: session config (sess.run scripts)\n")
         click.echo(session_config_source(config) + "\n")
         click.echo("## TF 1.15 + npu_bridge: NPURunConfig (Estimator scripts)\n")

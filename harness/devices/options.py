@@ -34,6 +34,10 @@ DYNAMIC_LOSS_SCALE = {"init_loss_scale": 2.0**32, "incr_every_n_steps": 1000,
                       "decr_every_n_nan_or_inf": 2, "incr_ratio": 2.0, "decr_ratio": 0.5}
 PROFILING_TRACES = ("training_trace", "task_trace", "op_trace", "aicpu", "hccl", "l2",
                     "msproftx", "runtime_api", "aic_metrics")
+# aic_metrics takes an AI Core metric group, not "on" (CANN profiler aclprofAicoreMetrics;
+# the adapter's default and the ModelZoo TF 2 scripts use PipeUtilization).
+AIC_METRICS = ("PipeUtilization", "ArithmeticUtilization", "Memory", "MemoryL0",
+               "ResourceConflictRatio", "MemoryUB", "L2Cache", "MemoryAccess")
 
 
 def _bool(value: Any) -> str | None:
@@ -154,8 +158,9 @@ def check_options(case: Case, options: Mapping[str, Any]) -> None:
             origin = "" if case.npu.get(key, object()) == options[key] else \
                 " (set by a configure_npu hook)"
             raise BenchError(f"{case_key(case, f'npu.{key}')}: {problem}{origin}")
-    if options.get("enable_dump") and not options.get("dump_path"):
-        raise BenchError(f"{case_key(case, 'npu.dump_path')}: required when enable_dump is true")
+    for flag in ("enable_dump", "enable_dump_debug"):  # the TF 1 adapter's rule (npu_attrs.cc)
+        if options.get(flag) and not options.get("dump_path"):
+            raise BenchError(f"{case_key(case, 'npu.dump_path')}: required when {flag} is true")
 
 
 def precision_mode(options: Mapping[str, Any]) -> str:
@@ -190,7 +195,8 @@ def dynamic_loss_scale(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def profiling_json(value: Any, default_output: str) -> str:
     """The adapter's ``profiling_options`` JSON from a mapping, a JSON string, or trace names
-    (``training_trace:task_trace``, the ModelZoo case CSV's form). Raises ValueError."""
+    (``training_trace:task_trace``, the ModelZoo case CSV's form; each becomes ``"on"``, and
+    ``aic_metrics`` the PipeUtilization group). Raises ValueError."""
     if value is None:
         value = "training_trace"
     if isinstance(value, str) and value.lstrip().startswith("{"):
@@ -204,9 +210,12 @@ def profiling_json(value: Any, default_output: str) -> str:
         if not names or unknown:
             raise ValueError(f"expected a mapping, JSON or trace names from "
                              f"{', '.join(PROFILING_TRACES)}; got {value!r}")
-        value = {name: "on" for name in names}
+        value = {name: AIC_METRICS[0] if name == "aic_metrics" else "on" for name in names}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ValueError(f"expected a mapping, JSON or trace names, got {value!r}")
+    if "aic_metrics" in value and value["aic_metrics"] not in AIC_METRICS:
+        raise ValueError(f"aic_metrics: expected an AI Core metric group, one of "
+                         f"{', '.join(AIC_METRICS)}; got {value['aic_metrics']!r}")
     merged = {"output": default_output, **{k: v for k, v in value.items()}}
     merged["output"] = os.path.abspath(str(merged["output"]))
     return json.dumps(merged, sort_keys=False)

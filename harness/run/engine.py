@@ -1,9 +1,18 @@
 """Training engines: how the runner's training steps execute.
 
-The runner only launches steps and waits for their losses; an engine decides what a launch
-is. :class:`EagerEngine` (TF 2) calls a compiled ``tf.function`` over a distributed iterator.
-Launches return handles without a host sync, so the steps between two waits run as a bare
-``tf.function`` loop would; ``wait`` is the host sync that ends an interval.
+The contract (what the runner uses; :class:`harness.run.graph_engine.GraphEngine`, the
+session engine of TF 1.x and ``engine: graph``, implements the same):
+
+* ``steps_per_loop``: the most steps one launch may run (``train.steps_per_loop``).
+* ``launch(steps) -> handle``: start ``steps`` (1 .. steps_per_loop) training steps as ONE
+  call (one compiled loop when ``steps_per_loop`` > 1), without a host sync.
+* ``wait(handles) -> list[float]``: the host sync; the per-step global mean losses of those
+  launches, in step order. At most ``capacity`` steps may be launched between two waits.
+* ``weights_digests() -> list[str]``: one SHA-256 of the weights per local replica.
+* ``learning_rate(step)`` for the log lines; ``close()`` when the device count is done.
+
+Launches return without a host sync, so the steps between two waits run as a bare
+``tf.function`` loop would; ``wait`` is the sync that ends an interval.
 """
 
 from __future__ import annotations
@@ -11,7 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import BenchError
-from harness.run.train_step import current_lr, distribute, make_train_step, weights_digests
+from harness.run.train_step import (
+    current_lr,
+    distribute,
+    make_train_loop,
+    make_train_step,
+    weights_digests,
+)
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -21,22 +36,54 @@ EAGER, GRAPH = "eager", "graph"
 
 
 class EagerEngine:
-    """Training steps as compiled ``tf.function`` calls over a distributed iterator."""
+    """Training steps as compiled ``tf.function`` calls over a distributed iterator (TF 2):
+    one call per step for ``steps_per_loop`` 1, else one ``tf.range`` loop per launch whose
+    losses come back through a variable (:func:`harness.run.train_step.make_train_loop`)."""
 
     def __init__(self, strategy: Any, spec: Any, dataset: Any, global_batch_size: int,
-                 all_reduce: Callable[[list], list] | None = None) -> None:
+                 replicas: int = 1, all_reduce: Callable[[list], list] | None = None,
+                 steps_per_loop: int = 1, capacity: int | None = None) -> None:
+        from harness.tfcompat import tf
+
         self.strategy = strategy
         self.spec = spec
-        self._step = make_train_step(strategy, spec, global_batch_size, all_reduce)
+        self.steps_per_loop = steps_per_loop
+        self.capacity = max(capacity or steps_per_loop, steps_per_loop)
         self._iterator = iter(distribute(strategy, dataset))
+        self._pending = 0  # steps launched since the last wait (their slots in the buffer)
+        if steps_per_loop == 1:
+            self._step = make_train_step(strategy, spec, global_batch_size, replicas, all_reduce,
+                                         iterator=self._iterator)
+        else:
+            self._loop, self._losses = make_train_loop(strategy, spec, global_batch_size,
+                                                       replicas, all_reduce, self.capacity,
+                                                       self._iterator)
+            tensors: dict[int, Any] = {}  # the few step counts and offsets, made once
+            self._tensor = lambda value: tensors.get(value) if value in tensors else \
+                tensors.setdefault(value, tf.constant(value, tf.int32))
 
-    def launch(self, steps: int) -> list[Any]:
-        """Start ``steps`` training steps; returns their (device) losses, unsynced."""
-        return [self._step(self._iterator) for _ in range(steps)]
+    def launch(self, steps: int) -> Any:
+        """Start ``steps`` training steps; a handle for :meth:`wait` (nothing is synced)."""
+        if not 1 <= steps <= self.steps_per_loop:
+            raise ValueError(f"launch({steps}): 1 to {self.steps_per_loop} steps per launch")
+        if self._pending + steps > self.capacity:
+            raise ValueError(f"{self._pending + steps} steps launched without a wait; the "
+                             f"engine keeps the losses of {self.capacity}")
+        if self.steps_per_loop == 1:
+            self._pending += 1
+            return [self._step()]
+        offset = self._pending
+        self._pending += steps
+        self._loop(self._tensor(steps), self._tensor(offset))
+        return (offset, steps)
 
-    def wait(self, handles: list[list[Any]]) -> list[float]:
+    def wait(self, handles: list[Any]) -> list[float]:
         """Host sync: the per-step global mean losses of the launches ``handles``."""
-        return [float(loss) for handle in handles for loss in handle]
+        self._pending = 0
+        if self.steps_per_loop == 1:
+            return [float(loss) for handle in handles for loss in handle]
+        values = self._losses.numpy()  # reading the variable waits for the launched loops
+        return [float(v) for offset, steps in handles for v in values[offset:offset + steps]]
 
     def weights_digests(self) -> list[str]:
         return weights_digests(self.strategy, self.spec.model)
@@ -100,8 +147,7 @@ class EngineScope:
             from harness.run.graph_engine import GraphEngine
 
             engine = GraphEngine(strategy, spec, dataset, global_batch_size, backend, **kwargs)
-        else:  # launches of single steps: no loss buffer to size
-            kwargs.pop("capacity", None)
+        else:
             engine = EagerEngine(strategy, spec, dataset, global_batch_size, **kwargs)
         self._engines.append(engine)
         return engine

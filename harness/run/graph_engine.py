@@ -147,6 +147,7 @@ class GraphEngine:
                           tf.compat.v1.tables_initializer(), self._iterator.initializer])
         tfcompat.initialize_keras_variables(self.session)
         self._device_loop = device_loops and steps_per_loop > 1
+        self.fixed_loop = self._device_loop  # every launch is the session config's loop
         self._train_op = backend.device_loop(self.session, train_op, steps_per_loop) \
             if self._device_loop else train_op
         self._launched = 0  # steps launched so far (slot of step k: k % capacity)
@@ -222,6 +223,10 @@ class GraphEngine:
             return step, tf.cast(tf.convert_to_tensor(value), tf.float32)
         except (TypeError, ValueError):
             return None
+
+    def run_once(self, op: Any) -> None:
+        """Run ``op`` once in the session (after init): the backend's broadcast."""
+        self.session.run(op)
 
     def load(self, assignments: list) -> None:
         """Set variables to values (``ctx.assign`` of a restored checkpoint), after init."""

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.errors import BenchError
 from harness.run.events import EventReplay, read_event_lines
 from harness.run.plan import Hosts, slurm_tasks
 from harness.run.result import LaunchOutcome, RankOutcome, Result, Status, merge_ranks
@@ -138,31 +137,7 @@ class ProcessLauncher:
         base.pop("TF_CONFIG", None)
         envs = {}
         if self.device == "npu":
-            from harness.devices.ranktable import rank_devices, rank_table, write_rank_table
-
-            if self.rank_table_file:
-                table_path = os.path.abspath(self.rank_table_file)
-                from harness.devices.ranktable import load_rank_table
-
-                devices = {rank: dev for _srv, dev, rank in rank_devices(
-                    load_rank_table(table_path))}
-            else:
-                ids = list(self.job.case.npu.get("device_ids", range(count)))[:count]
-                if len(ids) < count:
-                    raise BenchError(f"{self.job.case.source}: npu.device_ids: {len(ids)} ids for "
-                                     f"{count} devices")
-                table = rank_table([int(i) for i in ids],
-                                   **({"hccn_conf": self.hccn_conf} if self.hccn_conf else {}))
-                table_path = write_rank_table(os.path.join(folder, "rank_table.json"), table)
-                devices = dict(enumerate(int(i) for i in ids))
-            job_id = str(self.job.case.npu.get("job_id", "10087"))
-            for rank in ranks:
-                envs[rank] = {**base, "RANK_TABLE_FILE": table_path, "RANK_SIZE": str(count),
-                              "RANK_ID": str(rank), "DEVICE_ID": str(devices[rank]),
-                              "ASCEND_DEVICE_ID": str(devices[rank]), "JOB_ID": job_id,
-                              "BENCH_RANK": str(rank),
-                              "HCCL_CONNECT_TIMEOUT": os.environ.get("HCCL_CONNECT_TIMEOUT", "600")}
-            return envs
+            return self._npu_environments(count, ranks, folder, base)
         if self.hosts is not None:
             addresses = self.hosts.addresses(count)
         else:
@@ -171,6 +146,47 @@ class ProcessLauncher:
             env = {**base, "TF_CONFIG": tf_config(addresses, rank), "BENCH_RANK": str(rank)}
             if self.device == "gpu":
                 env["CUDA_VISIBLE_DEVICES"] = str(local)
+            envs[rank] = env
+        return envs
+
+    def _npu_environments(self, count: int, ranks: list[int], folder: str,
+                          base: dict[str, str]) -> dict[int, dict]:
+        """The Ascend launch environment: ASCEND_DEVICE_ID is the *logical* id (what
+        ``npu_device.open`` reads), DEVICE_ID and the rank table's device_id the *physical*
+        one (ASCEND_VISIBLE_DEVICES maps between them), as hccl_tools and the adapters do."""
+        from harness.devices import ascend
+        from harness.devices.ranktable import (
+            load_rank_table,
+            placement,
+            rank_devices,
+            rank_table,
+            to_logical,
+            write_rank_table,
+        )
+
+        table_path = None
+        if self.rank_table_file:
+            table_path = os.path.abspath(self.rank_table_file)
+            devices = {rank: (to_logical(phys), phys)
+                       for _srv, phys, rank in rank_devices(load_rank_table(table_path))}
+        else:
+            devices = dict(enumerate(placement(self.job.case, count, chip=ascend.chip_name())))
+            if count > 1:
+                table = rank_table([phys for _logical, phys in devices.values()],
+                                   **({"hccn_conf": self.hccn_conf} if self.hccn_conf else {}))
+                table_path = write_rank_table(os.path.join(folder, "rank_table.json"), table)
+        job_id = str(self.job.case.npu.get("job_id", "10087"))
+        envs = {}
+        for rank in ranks:
+            logical, physical = devices[rank]
+            env = {**base, "RANK_SIZE": str(count), "RANK_ID": str(rank),
+                   "DEVICE_ID": str(physical), "ASCEND_DEVICE_ID": str(logical),
+                   "JOB_ID": job_id, "BENCH_RANK": str(rank),
+                   "HCCL_CONNECT_TIMEOUT": os.environ.get("HCCL_CONNECT_TIMEOUT", "600")}
+            if table_path:
+                env["RANK_TABLE_FILE"] = table_path
+            else:
+                env.pop("RANK_TABLE_FILE", None)
             envs[rank] = env
         return envs
 

@@ -5,13 +5,14 @@ Slurm tasks). Every error here is bad input (exit 2)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.case import (
     apply_overrides,
     check_keys,
     check_unique,
+    loop_problem,
     parse_override,
     read_raw_cases,
     validate,
@@ -68,6 +69,23 @@ def resolve_device(case: Case, plugins: BenchPlugins) -> str:
     return "cpu"
 
 
+def resolve_steps_per_loop(case: Case, backend: Any) -> Case:
+    """``case`` with ``train.steps_per_loop`` set: the case's own (checked when it was
+    validated), else the device backend's default (npu: ``train.log_every``), checked here
+    against log_every, warmup and eval.every_steps (bad input, exit 2)."""
+    if case.train.steps_per_loop is not None:
+        return case
+    from harness.devices.options import case_key
+
+    steps = int(backend.default_steps_per_loop(case))
+    problem = loop_problem(steps, case.train.log_every, case.train.warmup_steps,
+                           case.eval.every_steps, f", the {backend.name} default")
+    if problem:
+        raise BenchError(f"{case_key(case, problem[0])}: {problem[1]}; or set "
+                         f"train.steps_per_loop")
+    return replace(case, train=replace(case.train, steps_per_loop=steps))
+
+
 def device_options(case: Case, plugins: BenchPlugins) -> dict[str, Any]:
     """The case's ``npu:`` section plus ``precision``, amended by every ``configure_npu``."""
     from harness.devices.options import check_options
@@ -111,7 +129,8 @@ def launcher_for(case: Case, device: str, count: int, hosts: Hosts | None = None
     when this process already is one NPU rank of a user's own launch script (RANK_SIZE > 1);
     else ``slurm`` inside a multi-task Slurm step (this process is one task); ``process``
     (one worker process per device) for ``launcher: process``, with ``--hosts`` and, under
-    ``auto``, for multi-device NPU runs (the Ascend convention); else ``inline``."""
+    ``auto``, for every count of an NPU case that has a count above 1 (the Ascend
+    convention); else ``inline``."""
     if case.launcher == INLINE:
         return INLINE
     if device == "npu" and int(os.environ.get("RANK_SIZE", "0") or 0) > 1:
@@ -120,4 +139,19 @@ def launcher_for(case: Case, device: str, count: int, hosts: Hosts | None = None
         return SLURM
     if case.launcher == PROCESS or hosts is not None:
         return PROCESS
-    return PROCESS if device == "npu" and count > 1 else INLINE
+    # One process per NPU (the Ascend convention). With any count in worker processes, every
+    # count is: the parent must not hold an NPU (count 1) while the workers open it.
+    return PROCESS if device == "npu" and max(case.devices) > 1 else INLINE
+
+
+def check_npu_placement(case: Case, counts: list[int], rank_table: str | None) -> None:
+    """Bad device ids (too few, not visible, a 910A group across both halves) are bad input,
+    found before any report folder: the ids every process-launched count would get."""
+    if rank_table or not counts:
+        return
+    from harness.devices.ascend import chip_name
+    from harness.devices.ranktable import placement
+
+    chip = chip_name()
+    for count in counts:
+        placement(case, count, chip=chip)

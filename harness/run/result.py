@@ -76,6 +76,13 @@ class Result:
     time_to_accuracy_s: float | None = None
     target_met: bool | None = None
     wall_time_s: float | None = None
+    # where the wall time went: building data and model, the first compiled call (tracing,
+    # compilation), the rest of the warmup, the measured window, evaluations, and host work
+    # outside the window (log lines, event sinks, weight digests, the CPU's peak probe, the
+    # input pipeline's teardown)
+    time: dict[str, Any] = field(default_factory=lambda: {
+        "init_s": None, "first_loop_s": None, "warmup_s": None, "measured_s": 0.0,
+        "eval_s": 0.0, "other_s": 0.0})
     status: Status = Status.RUNNING
     error: str | None = None
     engine: str | None = None  # eager | graph (harness/run/engine.py)
@@ -89,6 +96,7 @@ class Result:
     failed_rank: int | None = _extra()
     log_tail: str | None = _extra()
     # written by a worker process for the parent's merge
+    device_options: dict[str, Any] | None = _extra()  # what its backend resolved (device id)
     rank: int | None = _extra()
     pid: int | None = _extra()
     traceback: str | None = _extra()
@@ -130,6 +138,18 @@ class Result:
         """A result as written by ``to_dict`` (unknown keys are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def agreed_rank_options(results: list[Result]) -> dict[str, Any]:
+    """The device options every worker rank of ``results`` resolved alike (e.g. the
+    precision mode), for the report's ``device_options``; each rank's own (device id, rank)
+    stay in its ``ranks`` entry."""
+    seen = [rank["device_options"] for result in results for rank in (result.ranks or [])
+            if rank.get("device_options")]
+    if not seen:
+        return {}
+    return {key: value for key, value in seen[0].items()
+            if all(key in other and other[key] == value for other in seen)}
 
 
 def add_scaling_efficiency(results: list[Result]) -> None:
@@ -224,7 +244,8 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
         result.accuracy, result.evals = first.accuracy, first.evals
         result.time_to_accuracy_s, result.target_met = first.time_to_accuracy_s, first.target_met
         result.flops_per_sample, result.peak_flops = first.flops_per_sample, first.peak_flops
-        result.wall_time_s = first.wall_time_s
+        result.wall_time_s, result.time = first.wall_time_s, first.time
+        result.warmup_steps = first.warmup_steps
     elif ranks:
         records = [e["record"] for e in ranks[0].intervals]
         result.loss = {"first": records[0]["loss"] if records else None,
@@ -233,6 +254,9 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
     result.weights_digests = [d for r in ranks if own[r.rank] is not None
                               for d in (own[r.rank].weights_digests or [])]
     result.ranks = [{"rank": r.rank, "status": own[r.rank].status.value if own[r.rank] else None,
-                     "exit_code": r.exit_code, "pid": r.pid, "log": r.log} for r in ranks]
+                     "exit_code": r.exit_code, "pid": r.pid, "log": r.log,
+                     **({"device_options": own[r.rank].device_options}
+                        if own[r.rank] is not None and own[r.rank].device_options else {})}
+                    for r in ranks]
     result.set_mfu()
     return result

@@ -130,10 +130,12 @@ class Runner:
     def _train(self, count: int, result: Result, intervals: list[Interval], start: float,
                scope: EngineScope) -> None:
         from harness import tfcompat
+        from harness.run.plan import resolve_steps_per_loop
         from harness.tfcompat import keras
 
         job = self.job
         case, hook, backend = job.case, job.plugins.hook, job.backend
+        case = resolve_steps_per_loop(case, backend)
         workers = job.worker.world_size if job.worker else 1
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
@@ -160,10 +162,13 @@ class Runner:
         else:
             raise BenchError(f"{case.source}: train.epochs: the dataset has no known size "
                              f"(synthetic data?); set train.steps")
-        warmup = case.train.warmup_steps
+        per_loop = case.train.steps_per_loop
+        # The first loop (tracing, compilation) never enters the measured window.
+        warmup = max(case.train.warmup_steps, min(per_loop, total))
         if warmup >= total:
-            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} is not below the "
-                             f"{total} steps of train.epochs")
+            raise BenchError(f"{case.source}: train.warmup_steps: {warmup} warmup steps (the "
+                             f"first loop at least) leave none of the {total} steps to measure")
+        result.warmup_steps = warmup
         ctx.train_steps = total
 
         with strategy.scope():
@@ -171,56 +176,77 @@ class Runner:
             if spec is None:
                 raise BenchError(f"no plugin built model {case.model!r}")
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
+        broadcast = backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
+        log_every = case.train.log_every
+        if per_loop > 1 and not _static_shapes(dataset):
+            job.log(f"train.steps_per_loop: {per_loop}: the train batches have unknown "
+                    f"dimensions ({dataset.element_spec}); loops compile best with static "
+                    f"shapes (drop_remainder=True), and the NPU adapter runs such a loop "
+                    f"from the host")
         engine = scope.build(strategy, spec, dataset, ctx.global_batch_size, backend,
-                             all_reduce=backend.all_reduce,
-                             capacity=max(case.train.log_every, warmup, 1))
+                             replicas=count, all_reduce=backend.all_reduce,
+                             steps_per_loop=per_loop, capacity=max(log_every, per_loop))
         result.engine = scope.kind
+        if getattr(engine, "fixed_loop", False) and total % per_loop:
+            from harness.devices.options import case_key
+
+            raise BenchError(f"{case_key(case, 'train.steps')}: {total} steps: the device loop "
+                             f"runs exactly train.steps_per_loop ({per_loop}) steps per session "
+                             f"run (the session config's iterations_per_loop); make the steps a "
+                             f"multiple of it")
         ctx.graph_session = getattr(engine, "session", None)  # the plugins' eval runs there
         ctx.loss_scale = getattr(engine, "loss_scale", None)
+        if broadcast is not None:  # a graph's broadcast op: rank 0's initialized weights
+            engine.run_once(broadcast)
         if ctx.deferred_assignments:  # checkpoint values, once the graph's variables exist
             engine.load(ctx.deferred_assignments)
             ctx.deferred_assignments.clear()
+        launcher = _Launcher(engine, backend)
 
         timeout = case.timeout
-        log_every = case.train.log_every
         every = case.eval.every_steps
         global_batch = ctx.global_batch_size
         job.progress.start(case, count, total)
+        times = result.time
         job.events.emit("run_start", case=case, ctx=ctx, total_steps=total,
                         init_seconds=time.perf_counter() - start)
-        step = 0
-        first_loss = None
-        while step < warmup:
-            handle = engine.launch(1)
-            step += 1
-            if step == 1:
-                first_loss = _finite(engine.wait([handle])[0], step)
-        if warmup:
-            _finite(engine.wait([handle])[-1], step)  # host sync: the window starts after warmup
-        tick = time.perf_counter()
-        result.window = {"start_unix": time.time(), "end_unix": None}
+        began = time.perf_counter()
+        times["init_s"] = began - start  # the sinks' run_start (writers opening) included
+        step = min(per_loop, total)
+        first = _finite_all(engine.wait([launcher.launch(step)]), step)
+        times["first_loop_s"] = time.perf_counter() - began
+        first_loss = first[0]
         pending: list = []
+        while step < warmup:  # whole loops; synced every log_every steps (unmeasured)
+            steps = min(per_loop, warmup - step)
+            pending.append(launcher.launch(steps))
+            step += steps
+            if step % log_every == 0 or step >= warmup:
+                _finite_all(engine.wait(pending), step)
+                pending.clear()
+        tick = time.perf_counter()  # the window starts after the warmup's host sync
+        times["warmup_s"] = tick - began - times["first_loop_s"]
+        result.window = {"start_unix": time.time(), "end_unix": None}
         curve = result.loss["curve"]
         while step < total:
-            pending.append(engine.launch(1))
-            step += 1
+            steps = min(per_loop, total - step)
+            pending.append(launcher.launch(steps))
+            step += steps
             eval_now = bool(every and step % every == 0 and step != total)
             if step % log_every and step != total and not eval_now:
                 continue
             losses = engine.wait(pending)  # host sync at the interval's end
-            now = time.perf_counter()
+            now = done = time.perf_counter()
             interval = Interval(step, len(losses), len(losses) * global_batch, now - tick)
             intervals.append(interval)
+            times["measured_s"] += interval.seconds
             pending.clear()
-            if first_loss is None:
-                first_loss = losses[0]
             mean_loss = sum(losses) / len(losses)
             curve.append([step, mean_loss])
             result.loss.update(first=first_loss, last=losses[-1])
-            for value in losses:
-                _finite(value, step)
+            _finite_all(losses, step)
             epoch = step / ctx.steps_per_epoch if ctx.steps_per_epoch else None
             result.window["end_unix"] = time.time()
             record = {"step": step, "total_steps": total, "epoch": epoch,
@@ -237,13 +263,22 @@ class Runner:
             if timeout is not None and time.monotonic() - job.started > timeout:
                 raise Stop(Status.TIMEOUT, f"run exceeded timeout of {timeout:g} s at step {step}")
             if eval_now:
+                times["other_s"] += time.perf_counter() - done
                 self._evaluate(ctx, spec, step, result, start)
+                done = time.perf_counter()
             tick = time.perf_counter()  # eval time is outside the measured window
+            times["other_s"] += tick - done
+        done = time.perf_counter()
         job.progress.stop()
         result.weights_digests = engine.weights_digests()
-        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)
+        result.peak_flops = self._peak_flops(count, ctx.compute_dtype)  # a CPU probe: after
+        times["other_s"] += time.perf_counter() - done
         if case.eval.at_end:
             self._evaluate(ctx, spec, step, result, start)
+        done = time.perf_counter()
+        # Tearing the input pipeline down (tf.data stops its threads) takes a while: count it.
+        del launcher, engine, dataset
+        times["other_s"] += time.perf_counter() - done
 
     def _peak_flops(self, count: int, dtype: str) -> float | None:
         """The devices' peak for MFU; a peak that cannot be had leaves MFU empty, it does not
@@ -256,15 +291,18 @@ class Runner:
 
     def _evaluate(self, ctx: RunContext, spec: Any, step: int, result: Result,
                   start: float) -> None:
-        job = self.job
-        case, hook = job.case, job.plugins.hook
+        """Evaluate now (the clock of the window is paused); its whole time is eval_s."""
         began = time.perf_counter()
-        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
-        if dataset is None:
-            return
-        if case.eval.steps:
-            dataset = dataset.take(case.eval.steps)
-        metrics = hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
+        try:
+            self._evaluate_now(ctx, spec, step, result, start, began)
+        finally:
+            result.time["eval_s"] += time.perf_counter() - began
+
+    def _evaluate_now(self, ctx: RunContext, spec: Any, step: int, result: Result,
+                      start: float, began: float) -> None:
+        job = self.job
+        case = job.case
+        metrics = self._metrics(ctx, spec)
         if not metrics:
             return
         metrics = {str(k): float(v) for k, v in metrics.items()}
@@ -281,8 +319,42 @@ class Runner:
                 result.time_to_accuracy_s = elapsed
             result.target_met = bool(met or result.time_to_accuracy_s is not None)
 
+    def _metrics(self, ctx: RunContext, spec: Any) -> dict | None:
+        case, hook = self.job.case, self.job.plugins.hook
+        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
+        if dataset is None:
+            return None
+        if case.eval.steps:
+            dataset = dataset.take(case.eval.steps)
+        return hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
 
-def _finite(value: float, step: int) -> float:
-    if not math.isfinite(value):
-        raise Stop(Status.DIVERGED, f"loss is {value} at step {step}")
-    return value
+
+class _Launcher:
+    """Launches through the engine, telling the backend the loop's length whenever it
+    changes (before the first launch, and before a shorter last loop)."""
+
+    def __init__(self, engine: Any, backend: DeviceBackend) -> None:
+        self.engine, self.backend = engine, backend
+        self.size = 0
+
+    def launch(self, steps: int) -> Any:
+        if steps != self.size:
+            self.backend.set_loop_size(steps)
+            self.size = steps
+        return self.engine.launch(steps)
+
+
+def _static_shapes(dataset: Any) -> bool:
+    from harness.tfcompat import tf
+
+    return all(spec.shape.is_fully_defined() for spec in tf.nest.flatten(dataset.element_spec)
+               if hasattr(spec, "shape"))
+
+
+def _finite_all(values: list[float], step: int) -> list[float]:
+    """``values`` (the losses of the steps up to ``step``); a NaN or infinite one stops the
+    run as diverged."""
+    for value in values:
+        if not math.isfinite(value):
+            raise Stop(Status.DIVERGED, f"loss is {value} at step {step}")
+    return values

@@ -15,8 +15,24 @@ from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, 
 from harness.run.engine import EAGER, engine_kind
 from harness.run.events import RunEvents
 from harness.run.launch import DEFAULT_TIMEOUT_S, GRACE_S, InlineLauncher, ProcessLauncher
-from harness.run.plan import INLINE, PROCESS, Hosts, device_options, launcher_for, resolve_device
-from harness.run.result import STOPS_RUN, Result, Status, add_scaling_efficiency, worst_status
+from harness.run.plan import (
+    INLINE,
+    PROCESS,
+    Hosts,
+    check_npu_placement,
+    device_options,
+    launcher_for,
+    resolve_device,
+    resolve_steps_per_loop,
+)
+from harness.run.result import (
+    STOPS_RUN,
+    Result,
+    Status,
+    add_scaling_efficiency,
+    agreed_rank_options,
+    worst_status,
+)
 from harness.run.runner import Job
 from harness.run.watchdog import Watchdog
 
@@ -63,6 +79,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     where = Where(hosts, rank_table, port_base)
     device_name = resolve_device(case, plugins)
     backend_cls = plugins.devices.get(device_name)
+    case = resolve_steps_per_loop(case, backend_cls)
     launchers = {n: launcher_for(case, device_name, n, hosts) for n in case.devices}
     inline = [n for n, how in launchers.items() if how == INLINE]
     if inline and not backend_cls.available():
@@ -71,6 +88,9 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                          f"machine ({reason})")
     if hosts is not None:
         hosts.local_ranks(max(case.devices))  # checks the split before anything is written
+    if device_name == "npu":
+        check_npu_placement(case, [n for n, how in launchers.items() if how == PROCESS],
+                            rank_table)
     plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
     if case.engine == EAGER:
         engine_kind(case, backend_cls)  # eager where it cannot run is bad input too
@@ -142,6 +162,7 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                     if result.status in STOPS_RUN:
                         break
                 add_scaling_efficiency(results)
+                report["device_options"].update(_jsonable(agreed_rank_options(results)))
                 report["status"] = worst_status([r.status for r in results]).value
                 if dog.message and report["status"] in ("timeout", "interrupted"):
                     report["error"] = dog.message

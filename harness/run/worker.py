@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         case = cases[0]
         backend = plugins.devices.get(spec.device)()
         options = plan.device_options(case, plugins)
+        before = dict(options)
         backend.prepare(case, 1, options)
     except BenchError as exc:
         print(f"bench worker: error: {exc}", flush=True)
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
               worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size))
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
+    result.device_options = {key: value for key, value in options.items()
+                             if key not in before or before[key] != value}
     write_atomic(spec.result, to_json(result.to_dict(), indent=None))
     if result.traceback:
         print(result.traceback, flush=True)

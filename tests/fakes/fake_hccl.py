@@ -66,9 +66,10 @@ def _job_dir(size: int) -> str | None:
 def _write(path: str, kind: str, arrays: list) -> None:
     payload = {"kind": np.array(kind)}
     for i, a in enumerate(arrays):
+        shape = np.shape(a)  # before ascontiguousarray, which makes a 0-d array 1-d
         a = np.ascontiguousarray(a)
         payload[f"b{i}"] = np.frombuffer(a.tobytes(), dtype=np.uint8)
-        payload[f"s{i}"] = np.array(a.shape, dtype=np.int64)
+        payload[f"s{i}"] = np.array(shape, dtype=np.int64)
         payload[f"d{i}"] = np.array(str(a.dtype))
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:

@@ -31,7 +31,8 @@ def register_models(registry):
                  params={"features": 16, "classes": 4, "hidden": 32, "learning_rate": 0.1,
                          "train_examples": 2048, "sleep_ms": 0.0, "warmup_sleep_ms": 0.0,
                          "nan_at_step": 0, "fail_at_step": 0, "interrupt_at_step": 0,
-                         "exit_at_step": 0, "hang_at_step": 0, "fault_rank": -1},
+                         "exit_at_step": 0, "hang_at_step": 0, "fault_rank": -1,
+                         "weight_decay": 0.0, "shuffle": True, "init_seed_per_rank": False},
                  sources=("synthetic",))
 
 
@@ -46,7 +47,7 @@ def build_dataset(case, split, ctx):
     x, y = _pool(seed, p["train_examples"] if split == "train" else 512, p["features"],
                  p["classes"])
     ds = ctx.shard(tf.data.Dataset.from_tensor_slices((x, y)))
-    if split == "train":
+    if split == "train" and p["shuffle"]:
         ds = ds.shuffle(len(x), seed=case.seed)
     return ds.batch(ctx.pipeline_batch_size, drop_remainder=(split == "train"))
 
@@ -84,9 +85,18 @@ def build_model(case, ctx):
 
     p = case.params
     CALLS["steps"] = 0
+    # init_seed_per_rank: every rank of a process launch starts from other weights (what
+    # broadcasting rank 0's weights must undo)
+    seed = case.seed + int(os.environ.get("BENCH_RANK", "0"))
+    layers = [{}, {}]
+    for index, layer in enumerate(layers):
+        if p["init_seed_per_rank"]:
+            layer["kernel_initializer"] = keras.initializers.GlorotUniform(seed=seed + index)
+        if p["weight_decay"]:
+            layer["kernel_regularizer"] = keras.regularizers.l2(p["weight_decay"])
     inputs = keras.Input((p["features"],))
-    hidden = keras.layers.Dense(p["hidden"], activation="relu")(inputs)
-    logits = keras.layers.Dense(p["classes"], dtype="float32")(hidden)
+    hidden = keras.layers.Dense(p["hidden"], activation="relu", **layers[0])(inputs)
+    logits = keras.layers.Dense(p["classes"], dtype="float32", **layers[1])(hidden)
     model = keras.Model(inputs, logits)
     # TF 1.15's tf.keras.losses has no Reduction; its v2 namespace does
     reduction = getattr(keras.losses, "Reduction", None) or tf.compat.v2.keras.losses.Reduction
