@@ -32,9 +32,12 @@ def _keys(value, prefix=""):
 
 
 @eager_only
-@pytest.mark.parametrize("model", ["tiny_mlp", "resnext50"])
-def test_graph_and_eager_engines_give_the_same_loss_curve(bench_run, tiny, tiny_case, model):
-    case = dict(tiny_case, train={"steps": 24, "warmup_steps": 4, "log_every": 4}, seed=3)
+@pytest.mark.parametrize("model,loop", [("tiny_mlp", 1), ("resnext50", 4)])
+def test_graph_and_eager_engines_give_the_same_loss_curve(bench_run, tiny, tiny_case, model,
+                                                         loop):
+    # loop 4: the eager engine's tf.range loop against the graph engine's tf.while_loop
+    case = dict(tiny_case, seed=3, train={"steps": 24, "warmup_steps": 4, "log_every": 4,
+                                          "steps_per_loop": loop})
     if model == "resnext50":
         case.update(model="resnext50", batch_size=8,
                     params={"image_size": 32, "groups": 4, "width_per_group": 2,
@@ -50,6 +53,13 @@ def test_graph_and_eager_engines_give_the_same_loss_curve(bench_run, tiny, tiny_
         [v for _, v in eager["loss"]["curve"]], rel=1e-4)
     assert graph["accuracy"] == pytest.approx(eager["accuracy"], abs=1e-6)
     assert graph["measured_steps"] == eager["measured_steps"] == 20
+    assert [len(i) for i in (eager["throughput"]["intervals"], graph["throughput"]["intervals"])] \
+        == [5, 5]
+    # the graph engine's runs fill the time breakdown too: first loop apart, the window measured
+    for key in ("init_s", "first_loop_s", "measured_s", "eval_s"):
+        assert graph["time"][key] > 0, (key, graph["time"])
+    assert graph["time"]["measured_s"] == pytest.approx(
+        sum(i["seconds"] for i in graph["throughput"]["intervals"]))
     # one report schema: the same keys everywhere (values differ: times, digests)
     assert _keys(reports["graph"]) == _keys(reports["eager"])
     assert _schema(graph["throughput"]) == _schema(eager["throughput"])

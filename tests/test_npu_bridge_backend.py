@@ -82,7 +82,13 @@ def test_bench_run_device_npu_with_only_npu_bridge_runs(bridge, bench_cli, tmp_p
     params = _sessions(bridge)[0]
     assert params["use_off_line"] is True and params["enable_data_pre_proc"] is True
     assert params["precision_mode"] == "allow_mix_precision"
-    assert params["iterations_per_loop"] == 1 and params["session_device_id"] == 0
+    # train.steps_per_loop: the npu default (log_every), one device loop per log line
+    assert report["case"]["train"]["steps_per_loop"] == 5
+    assert params["iterations_per_loop"] == 5 and params["session_device_id"] == 0
+    assert [c[1] for c in _records(bridge, "set_iteration_per_loop")] == [5]
+    assert [(i["step"], i["steps"]) for i in run["throughput"]["intervals"]] == [
+        (10, 5), (15, 5), (20, 5), (25, 5), (30, 5)]
+    assert run["time"]["first_loop_s"] > 0 and run["time"]["measured_s"] > 0
     # mixed precision: the default dynamic scale, through the adapter's own optimizer
     assert _records(bridge, "ExponentialUpdateLossScaleManager") == [
         ("ExponentialUpdateLossScaleManager", 2.0**32, 1000, 2, 2.0, 0.5)]
@@ -226,7 +232,9 @@ def test_two_ranks_average_through_the_distributed_optimizer(bridge, bench_cli, 
     (tmp_path / "hccl").mkdir()
     monkeypatch.setenv("FAKE_HCCL_DIR", str(tmp_path / "hccl"))  # the ranks really exchange
     tiny_case.update(device="npu", precision="mixed", devices=[2],
-                     train={"steps": 20, "warmup_steps": 5, "log_every": 5})
+                     train={"steps": 20, "warmup_steps": 5, "log_every": 5},
+                     # each rank starts from other weights: the broadcast must make them rank 0's
+                     params={**tiny_case.get("params", {}), "init_seed_per_rank": True})
     path = write_case(tmp_path, tiny_case)
     result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--rank-table", table,
                        "--plugin", "tiny_model", "--plugin", "bridge_calls")
@@ -247,5 +255,7 @@ def test_two_ranks_average_through_the_distributed_optimizer(bridge, bench_cli, 
         assert ("NPUDistributedOptimizer.compute_gradients", 4, 2) in calls  # 4 grads, 2 ranks
         assert ("NPULossScaleOptimizer", "NPUDistributedOptimizer",
                 "ExponentialUpdateLossScaleManager", True) in calls  # overflow summed over ranks
+        # rank 0's initial weights on both ranks (kernel and bias of the tiny model's 2 layers)
+        assert ("hccl.broadcast", 0, 4, "hccl_world_group") in calls
         (params,) = [c[1] for c in calls if c[0] == "session" and c[1]][:1]
         assert params["session_device_id"] == rank

@@ -11,7 +11,7 @@ from harness.plugins import hookimpl
 PREFIX = "BRIDGE_CALLS "
 KINDS = ("NPUDistributedOptimizer", "NPUDistributedOptimizer.compute_gradients",
          "NPULossScaleOptimizer", "FixedLossScaleManager", "ExponentialUpdateLossScaleManager",
-         "session")
+         "session", "hccl.broadcast")
 
 
 @hookimpl
