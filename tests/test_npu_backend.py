@@ -229,6 +229,7 @@ def _record_launches(monkeypatch, fake):
     return launches
 
 
+@tf2_adapter
 def test_the_npu_loop_size_is_the_cases_n_before_every_launch(fake_npu, bench_run, tiny,
                                                              tiny_case, monkeypatch):
     launches = _record_launches(monkeypatch, fake_npu)
@@ -247,6 +248,7 @@ def test_the_npu_loop_size_is_the_cases_n_before_every_launch(fake_npu, bench_ru
     assert names.index("as_default") < names.index("set_npu_loop_size")
 
 
+@tf2_adapter
 def test_a_shorter_last_loop_gets_its_own_loop_size(fake_npu, bench_run, tiny, tiny_case,
                                                     monkeypatch):
     launches = _record_launches(monkeypatch, fake_npu)

@@ -89,9 +89,11 @@ def build_model(case, ctx):
     # broadcasting rank 0's weights must undo)
     seed = case.seed + int(os.environ.get("BENCH_RANK", "0"))
     layers = [{}, {}]
+    # TF 1.15's tf.keras names its initializers in lower case only
+    glorot = getattr(keras.initializers, "GlorotUniform", None) or keras.initializers.glorot_uniform
     for index, layer in enumerate(layers):
         if p["init_seed_per_rank"]:
-            layer["kernel_initializer"] = keras.initializers.GlorotUniform(seed=seed + index)
+            layer["kernel_initializer"] = glorot(seed=seed + index)
         if p["weight_decay"]:
             layer["kernel_regularizer"] = keras.regularizers.l2(p["weight_decay"])
     inputs = keras.Input((p["features"],))
