@@ -190,8 +190,9 @@ def configure_npu(case: Case, options: dict[str, Any]) -> None:
         options.setdefault("precision_mode", "allow_mix_precision")
         options.setdefault("loss_scale", "dynamic")
     options.setdefault("hcom_parallel", True)
-    # One device loop per log line, as the seed's Estimator logs once per loop.
-    options.setdefault("iterations_per_loop", case.train.log_every)
+    # TF 1.15 configs' loop = train.steps_per_loop (npu default: one loop per log line, as the
+    # seed's Estimator logs once per loop)
+    options.setdefault("iterations_per_loop", case.train.steps_per_loop or case.train.log_every)
 
 
 @hookimpl

@@ -123,14 +123,15 @@ def _check_global_batch(case: Case, global_batch: int) -> None:
 def configure_npu(case: Case, options: dict[str, Any]) -> None:
     """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
     (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
-    iterations_per_loop = the log interval (one host round trip per log line)."""
+    iterations_per_loop = train.steps_per_loop (npu default: the log interval, one host round
+    trip per log line)."""
     if case.model != MODEL:
         return
     if case.precision == "mixed":
         options.setdefault("precision_mode", "allow_mix_precision")
         options.setdefault("loss_scale", 1024)
     options.setdefault("hcom_parallel", True)
-    options.setdefault("iterations_per_loop", case.train.log_every)
+    options.setdefault("iterations_per_loop", case.train.steps_per_loop or case.train.log_every)
 
 
 def _train_examples(case: Case) -> int:
