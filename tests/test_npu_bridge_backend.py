@@ -108,6 +108,17 @@ def test_engine_eager_with_only_npu_bridge_is_bad_input(bridge, bench_cli, tmp_p
     assert not (tmp_path / "r").exists()
 
 
+def test_steps_that_end_inside_a_device_loop_are_bad_input(bridge, bench_cli, tmp_path,
+                                                           tiny_case):
+    tiny_case.update(device="npu", train={"steps": 22, "warmup_steps": 5, "log_every": 5})
+    path = write_case(tmp_path, tiny_case)
+    result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--plugin", "tiny_model")
+    assert result.exit_code == 2 and not (tmp_path / "r").exists()
+    assert result.stderr.strip() == (
+        f"bench: error: {path}: train.steps: must be a multiple of train.steps_per_loop (5) "
+        f"here: npu_bridge's device loop runs exactly iterations_per_loop steps per session run")
+
+
 def test_session_config_is_the_sess_run_recipe(bridge, tmp_path):
     from harness.devices import npu_bridge as backend
     from harness.tfcompat import tf

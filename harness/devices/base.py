@@ -46,6 +46,12 @@ class DeviceBackend:
         """Training steps per compiled call when the case sets no ``train.steps_per_loop``."""
         return 1
 
+    @classmethod
+    def fixed_loop(cls) -> str | None:
+        """Why every launch must be exactly ``train.steps_per_loop`` steps (a device loop whose
+        length is fixed once), or None: a shorter last loop is fine."""
+        return None
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
 

@@ -95,6 +95,13 @@ class NpuBackend(DeviceBackend):
         return None
 
     @classmethod
+    def fixed_loop(cls) -> str | None:
+        if ascend.installed_adapter() == "npu_bridge":
+            return ("npu_bridge's device loop runs exactly iterations_per_loop steps per "
+                    "session run")
+        return None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         smi = ascend.npu_smi_info()
         chips = smi["chips"] if smi else []

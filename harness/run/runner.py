@@ -192,10 +192,10 @@ class Runner:
         if getattr(engine, "fixed_loop", False) and total % per_loop:
             from harness.devices.options import case_key
 
-            raise BenchError(f"{case_key(case, 'train.steps')}: {total} steps: the device loop "
-                             f"runs exactly train.steps_per_loop ({per_loop}) steps per session "
-                             f"run (the session config's iterations_per_loop); make the steps a "
-                             f"multiple of it")
+            raise BenchError(f"{case_key(case, 'train.epochs')}: {total} steps: the device "
+                             f"loop runs exactly train.steps_per_loop ({per_loop}) steps per "
+                             f"session run (the session config's iterations_per_loop); set "
+                             f"train.steps to a multiple of it")
         ctx.graph_session = getattr(engine, "session", None)  # the plugins' eval runs there
         ctx.loss_scale = getattr(engine, "loss_scale", None)
         if broadcast is not None:  # a graph's broadcast op: rank 0's initialized weights
