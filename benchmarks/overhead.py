@@ -44,11 +44,12 @@ def _fresh(case, plugins, steps: int):
     tfcompat.set_random_seed(case.seed)
     ctx = RunContext(devices=1, batch_size=case.batch_size, global_batch_size=case.batch_size,
                      train_steps=steps, seed=case.seed)
-    dataset = plugins.hook.build_dataset(case=case, split="train", ctx=ctx)
+    hooks = plugins.model_hooks(case)
+    dataset = hooks.build_dataset("train", ctx)
     if int(dataset.cardinality()) > 0:
         ctx.steps_per_epoch = int(dataset.cardinality())
         dataset = dataset.repeat()
-    return dataset, plugins.hook.build_model(case=case, ctx=ctx)
+    return dataset, hooks.build_model(ctx)
 
 
 def bare(case, plugins, steps: int, warmup: int) -> float:

@@ -28,6 +28,8 @@ _EXPORTS = {
     "EvalSpec": "harness.case",
     "ModelSpec": "harness.context",
     "RunContext": "harness.context",
+    "Task": "harness.task",
+    "PluginError": "harness.errors",
     "DeviceBackend": "harness.devices.base",
     "ModelRegistry": "harness.registry",
     "DeviceRegistry": "harness.registry",
@@ -44,6 +46,8 @@ _EXPORTS = {
     "LOG_NUMBER": "harness.reports.import_log",
     "Result": "harness.run.result",
     "Status": "harness.run.result",
+    "RunOutcome": "harness.run.session",
+    "CliResult": "harness.testing",
     "read_user_text": "harness.userfiles",
     "read_user_bytes": "harness.userfiles",
     "open_user_text": "harness.userfiles",
@@ -66,6 +70,8 @@ __all__ = [
     "EvalSpec",
     "ModelSpec",
     "RunContext",
+    "Task",
+    "PluginError",
     "DeviceBackend",
     "ModelRegistry",
     "DeviceRegistry",
@@ -82,6 +88,8 @@ __all__ = [
     "LOG_NUMBER",
     "Result",
     "Status",
+    "RunOutcome",
+    "CliResult",
     "read_user_text",
     "read_user_bytes",
     "open_user_text",
@@ -110,7 +118,14 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.context import ModelSpec, RunContext
     from harness.datacli import data_group
     from harness.devices.base import DeviceBackend
-    from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, BenchError, at
+    from harness.errors import (
+        EXIT_BAD_INPUT,
+        EXIT_OK,
+        EXIT_RUN_FAILED,
+        BenchError,
+        PluginError,
+        at,
+    )
     from harness.host import cache_dir
     from harness.markers import hookimpl, hookspec
     from harness.registry import (
@@ -124,6 +139,9 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, eagerly
     from harness.reports.import_log import LOG_NUMBER, ParsedLog, read_log_lines
     from harness.reports.store import load_report, write_atomic
     from harness.run.result import Result, Status
+    from harness.run.session import RunOutcome
+    from harness.task import Task
+    from harness.testing import CliResult
     from harness.userfiles import (
         open_user_text,
         parse_json,

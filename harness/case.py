@@ -181,6 +181,47 @@ class _Mapping(_Field):
         return dict(value)
 
 
+TARGET_BOUNDS = ("at_least", "at_most")
+
+
+class _Targets(_Field):
+    """``eval.target``: metric -> a number (at least it) or ``{at_least: x}`` / ``{at_most:
+    x}``; normalised to ``{metric: {"at_least" | "at_most": x}}``."""
+
+    def _check(self, value: Any, fail) -> dict:
+        if not isinstance(value, dict):
+            fail(f"expected a mapping of metric -> target, got {_type_name(value)}")
+        out = {}
+        for metric, bound in value.items():
+            if not isinstance(metric, str) or not metric:
+                fail(f"metric names must be strings, got {metric!r}")
+            if isinstance(bound, dict):
+                if len(bound) != 1 or next(iter(bound)) not in TARGET_BOUNDS:
+                    fail(f"{metric}: expected a number or one of {{at_least: x}}, "
+                         f"{{at_most: x}}, got {bound!r}")
+                (kind, number), = bound.items()
+            else:
+                kind, number = "at_least", bound
+            if not _finite_number(number):
+                kind_of = "a finite number" if isinstance(number, float) else "a number"
+                fail(f"{metric}: expected {kind_of}, got {number!r}")
+            out[metric] = MappingProxyType({kind: float(number)})
+        return out
+
+
+def target_met(target: Mapping[str, Mapping[str, float]], metrics: Mapping[str, float]) -> bool:
+    """Whether every metric of a (validated) ``eval.target`` holds in ``metrics``."""
+    for metric, bound in target.items():
+        value = metrics.get(metric)
+        if value is None or value != value:
+            return False
+        if "at_most" in bound and not value <= bound["at_most"]:
+            return False
+        if "at_least" in bound and not value >= bound["at_least"]:
+            return False
+    return True
+
+
 def _key(default: Any, check: _Field, factory: Any = None) -> Any:
     """A case key: its default and its check, in one place (the validator walks these)."""
     if factory is not None:
@@ -218,7 +259,7 @@ class EvalSpec:
     at_end: bool = _key(True, _Bool())
     every_steps: int | None = _key(None, _Int(minimum=1, nullable=True))
     steps: int | None = _key(None, _Int(minimum=1, nullable=True))
-    target: Mapping[str, float] = _key(None, _Mapping(numbers=True), factory=dict)
+    target: Mapping[str, Mapping[str, float]] = _key(None, _Targets(), factory=dict)
 
 
 @dataclass(frozen=True)
@@ -274,6 +315,17 @@ class RawCase:
         """The modules named in the case's ``plugins:`` key, once :func:`check_keys` has
         passed (a case file is code: its modules are imported only after its keys check)."""
         return list(check_keys(self)["plugins"])
+
+    def add_plugin_modules(self, modules: list[str] | tuple[str, ...]) -> None:
+        """Record the ``--plugin`` modules in the case's ``plugins`` (the report says which
+        plugins a run loaded; worker processes load them from the resolved case)."""
+        if not modules or not isinstance(self.data, dict):
+            return
+        names = self.data.get("plugins", [])
+        if isinstance(names, str):
+            names = [names]
+        if isinstance(names, list):
+            self.data["plugins"] = list(dict.fromkeys([*names, *modules]))
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -420,11 +472,14 @@ def validate(raw: RawCase, models: ModelRegistry, devices: DeviceRegistry) -> Ca
     if device != DEVICE_AUTO and device not in devices:
         raise raw.fail("device", unknown("device", device, devices.names() + [DEVICE_AUTO]))
     info = models.get(values["model"])
+    given = raw.data.get("data")
+    if not (isinstance(given, dict) and "source" in given):
+        values["data"]["source"] = info.sources[0]  # the model's first declared source
     source = values["data"]["source"]
     if source not in info.sources:
         raise raw.fail("data.source", f"model {info.name!r} reads {', '.join(info.sources)}; "
                                       f"got {source!r}")
-    if source != "synthetic" and not values["data"]["path"]:
+    if info.needs_path(source) and not values["data"]["path"]:
         raise raw.fail("data.path", f"data.source {source!r} needs a path")
     values.update(
         name=values["name"] or _default_name(raw),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -27,8 +28,62 @@ def _plugins() -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoobench")
-def cli() -> None:
+@click.option("-p", "disable", multiple=True, metavar="no:NAME",
+              help="Disable an installed plugin for this command (also "
+                   "BENCH_DISABLE_PLUGINS=NAME,...). Repeatable.")
+def cli(disable: tuple[str, ...]) -> None:
     """zoobench: benchmark TensorFlow training on Ascend NPUs, GPUs and CPUs."""
+
+
+def _disable_flags(argv: list[str]) -> list[str]:
+    """The plugin names of ``-p no:NAME`` before the subcommand (read before click parses,
+    since plugins add subcommands)."""
+    names, i = [], 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "-p" or (arg.startswith("-p") and not arg.startswith("--")):
+            value = arg[2:].lstrip("=") if arg != "-p" else (argv[i + 1] if i + 1 < len(argv)
+                                                              else "")
+            i += 1 if arg != "-p" else 2
+            if not value.startswith("no:") or not value[3:]:
+                raise BenchError(f"-p {value}: expected no:NAME (disable an installed plugin); "
+                                 f"load a plugin module with --plugin MODULE")
+            names.append(value[3:])
+            continue
+        i += 1
+    return names
+
+
+def _register_commands(plugins: Any) -> None:
+    for impl in reversed(plugins.pm.hook.register_commands.get_hookimpls()):
+        try:
+            impl.function(*[cli for _ in impl.argnames])
+        except BenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug: one line naming it
+            raise BenchError(f'plugin "{impl.plugin_name}": register_commands: '
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def _print_failures(outcomes: list[Any]) -> None:
+    """One line per result that did not end ok: the reason (the traceback is in train.log)."""
+    from harness.reports.summary import reason
+
+    for outcome in outcomes:
+        report = outcome.report
+        name = report["case"]["name"]
+        lines = []
+        if report.get("error"):
+            lines.append(f"{name}: {report['status']}: {reason(report['error'])}")
+        for result in report.get("results", []):
+            if result["status"] != "ok":
+                lines.append(f"{name}, {result['devices']} device(s): {result['status']}: "
+                             f"{reason(result.get('error'))}")
+        if report.get("skipped_devices"):
+            counts = ", ".join(map(str, report["skipped_devices"]))
+            lines.append(f"{name}: not run at {counts} device(s): the failure would repeat")
+        for line in lines:
+            click.echo(f"bench: {one_line(line)}", err=True)
 
 
 def _print_summary(outcomes: list[Any]) -> None:
@@ -80,7 +135,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         overrides: tuple[str, ...], out: str, plugin_modules: tuple[str, ...],
         hosts: str | None, host_rank: int | None, port_base: int, rank_table: str | None) -> None:
     """Run case files (YAML or CSV); one report folder per case under --out."""
-    from harness.run.plan import Hosts, load
+    from harness.run.plan import Hosts, load, reserve_devices
     from harness.run.progress import make_progress
     from harness.run.session import execute
 
@@ -97,6 +152,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
             raise BenchError(f"--rank: with --hosts {hosts} give this host's index "
                              f"0..{len(names) - 1}")
         cluster = Hosts(names, host_rank, port_base)
+    reserve_devices(resolved, plugins, cluster)  # before TensorFlow starts: all cases' counts
     signal.signal(signal.SIGTERM, _interrupt)
     outcomes = []
     for case in resolved:
@@ -107,19 +163,27 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     _print_summary(outcomes)
     for outcome in outcomes:
         click.echo(f"report: {outcome.folder}/report.json ({outcome.report['status']})")
+    _print_failures(outcomes)
     sys.exit(max(o.exit_code for o in outcomes))
 
 
 @cli.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(as_json: bool) -> None:
+@click.option("--plugin", "plugin_modules", multiple=True, metavar="MODULE",
+              help="Also load a plugin module by import path. Repeatable.")
+def list_(as_json: bool, plugin_modules: tuple[str, ...]) -> None:
     """Plugins, models and device backends."""
     plugins = _plugins()
+    for module_path in plugin_modules:
+        plugins.load_module(module_path)
     data = {
         "plugins": [{"name": i.name, "version": i.version, "source": i.source,
                      "module": i.module} for i in plugins.infos.values()],
+        "disabled": list(plugins.disabled),
         "models": [{"name": m.name, "description": m.description, "version":
                     plugins.model_version(m.name), "plugin": m.plugin, "sources": list(m.sources),
+                    "task": f"{m.task.__module__}.{m.task.__qualname__}" if m.task else None,
+                    "extended_by": plugins.models.extenders(m.name),
                     "params": m.params} for _, m in plugins.models.items()],
         "devices": [{"name": name, "description": cls.description,
                      "available": _available(cls)} for name, cls in plugins.devices.items()],
@@ -201,8 +265,9 @@ def _write_output(path: str, text: str) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--by", default="environment.cann_version", show_default=True, metavar="KEY",
-              help="Dotted key of report.json whose values make the columns.")
+@click.option("--by", default=None, metavar="KEY",
+              help="Dotted key of report.json whose values make the columns (default: the "
+                   "first of cann_version, tensorflow, ... whose values differ; it is named).")
 @click.option("--threshold", default=5.0, show_default=True, type=float,
               help="Percent drop in samples/s beyond which a significant change is a regression.")
 @click.option("--alpha", default=0.01, show_default=True, type=float,
@@ -211,12 +276,14 @@ def _write_output(path: str, text: str) -> None:
               default="table", show_default=True)
 @click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of the terminal.")
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when a regression is flagged.")
-def compare(paths: tuple[str, ...], by: str, threshold: float, alpha: float, out_format: str,
+def compare(paths: tuple[str, ...], by: str | None, threshold: float, alpha: float, out_format: str,
             output: str | None, fail_on_regression: bool) -> None:
     """Compare reports (files or folders); the first --by value is the baseline."""
     from harness.reports import compare as cmp
 
     comparison = cmp.compare_reports(list(paths), by, threshold, alpha)
+    if by is None:
+        click.echo(f"bench compare: --by {comparison['by']} ({comparison['by_reason']})", err=True)
     if out_format == "table" and not output:
         from rich.console import Console
 
@@ -281,6 +348,8 @@ class _Rendered:
         self.report, self.folder = report, folder
 
 
+def _asks_for_help(argv: list[str]) -> bool:
+    return not argv or any(a in ("-h", "--help", "--version") for a in argv)
 def one_line(text: str) -> str:
     """``text`` on one printable line: a newline, NEL or other control character from a
     file (a key, a value) is shown escaped, so an error is always exactly one line."""
@@ -289,10 +358,25 @@ def one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: BenchError -> one line on stderr and its exit code, no traceback."""
+    """Entry point: BenchError -> one line on stderr and its exit code, no traceback.
+
+    ``-p no:NAME`` disables a plugin for this command (and its worker processes); a plugin
+    that fails to load stops every command but ``--help``, which says so and goes on.
+    """
+    from harness.plugins import DISABLE_ENV, disabled_from_env
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    saved = os.environ.get(DISABLE_ENV)
     try:
-        plugins = _plugins()
-        plugins.hook.register_commands(cli=cli)
+        disabled = _disable_flags(argv)
+        if disabled:
+            os.environ[DISABLE_ENV] = ",".join(dict.fromkeys([*disabled_from_env(), *disabled]))
+        try:
+            _register_commands(_plugins())
+        except BenchError as exc:
+            if not _asks_for_help(argv):
+                raise
+            click.echo(f"bench: warning: {exc}; plugin commands are not listed", err=True)
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except BenchError as exc:
         click.echo(f"bench: error: {one_line(str(exc))}", err=True)
@@ -308,6 +392,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("bench: interrupted", err=True)
         sys.exit(130)
+    finally:
+        if saved is None:
+            os.environ.pop(DISABLE_ENV, None)
+        else:
+            os.environ[DISABLE_ENV] = saved
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,21 +1,35 @@
 """Every zoobench hook, documented: this module is the plugin author's reference.
 
-A plugin is a module (or object) with functions marked ``@hookimpl``::
+A plugin is a module (or object) with functions marked ``@hookimpl``. A model plugin
+registers each model with a task (:class:`harness.Task`), which answers that model's
+build_dataset / build_model / evaluate / log line / configure_npu / validate::
 
-    from harness import hookimpl
+    from harness import Task, hookimpl
+
+    class MlpTask(Task):
+        def build_dataset(self, split, ctx): ...
+        def build_model(self, ctx): ...
 
     @hookimpl
     def register_models(registry):
-        registry.add("mlp", description="a small MLP", params={"hidden": 64})
+        registry.add("mlp", task=MlpTask, description="a small MLP", params={"hidden": 64})
 
-    @hookimpl
-    def build_model(case, ctx):
-        if case.model != "mlp":
-            return None          # not my case: let another plugin answer
-        ...
+The model hooks below are the low-level layer the task stands on; a plugin may implement
+them directly instead ("plain" hooks). The harness asks, for a case's model, the plugins
+that declared ``registry.extend(model)``, then the model's task (or the plain hooks of the
+plugin that registered the model), then the builtins; it also asks every other plugin, and
+one that answers for a model it did not register is refused (one line naming plugin, hook
+and model, exit 2): so a plain model hook returns None for other models
+(``if case.model != "mlp": return None``). The report's ``model_hooks`` says which plugin
+(distribution, version) answered each. Hook names and argument names are checked when a
+plugin loads (``build_modle``, ``build_model(case, context)``: one line, exit 2).
 
-Model hooks are ``firstresult``: the first plugin that returns something other than None
-answers, so a model plugin returns None for cases whose ``case.model`` is not its own.
+**Eval rule**: every metric is computed over the whole eval split, whatever the launcher.
+The eval dataset is built with a context of one input pipeline (``ctx.shard`` returns the
+dataset whole, ``ctx.pipeline_batch_size`` is unchanged), so each process of a
+``launcher: process`` count evaluates the whole split and rank 0's metrics are reported;
+batch eval data without ``drop_remainder`` so the last examples count.
+
 Register hooks (``register_*``) are called on every plugin and receive a registry object.
 Plugin modules should not import TensorFlow at import time (``bench --help`` must stay fast):
 import it inside the hooks, through ``harness.tfcompat``.
@@ -53,11 +67,14 @@ def build_dataset(case: Case, split: str, ctx: RunContext) -> tf.data.Dataset | 
         ``case.data`` the source and paths).
     :param split: ``"train"`` or ``"eval"``.
     :param ctx: run facts; batch with ``ctx.pipeline_batch_size`` and call ``ctx.shard`` on the
-        file or example stream before batching.
-    :return: a ``tf.data.Dataset`` of ``(features, labels)`` batches. A finite dataset is one
-        epoch (the runner repeats it and derives steps per epoch from it); an infinite one
-        (synthetic data) is used as is. None when ``case.model`` is not this plugin's.
-        First non-None result wins.
+        file or example stream before batching (for ``"eval"`` the context has one input
+        pipeline, so ``ctx.shard`` is a no-op: each process evaluates the whole split).
+    :return: a ``tf.data.Dataset`` of ``(features, labels)`` batches. Train batches must all
+        be full (``drop_remainder=True``; the runner refuses batches whose static size is not
+        ``ctx.pipeline_batch_size``: a short batch would be counted as a full one); eval
+        batches keep the remainder. A finite dataset is one epoch (the runner repeats it and
+        derives steps per epoch from it); an infinite one (synthetic data) is used as is.
+        None when ``case.model`` is not this plugin's. First non-None result wins.
     """
 
 
@@ -69,8 +86,9 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
 
     :param case: the validated case.
     :param ctx: run facts (``ctx.train_steps`` and ``ctx.steps_per_epoch`` size LR schedules).
-    :return: a :class:`harness.context.ModelSpec`, or None when ``case.model`` is not this
-        plugin's. First non-None result wins.
+    :return: a :class:`harness.context.ModelSpec` whose ``loss(labels, outputs)`` returns one
+        loss per example, shape ``[batch]`` (checked when the step is traced: a scalar is
+        refused), or None when ``case.model`` is not this plugin's. First non-None result wins.
     """
 
 
@@ -82,7 +100,9 @@ def configure_npu(case: Case, options: dict[str, Any]) -> None:
     and CPU). ``options`` starts as the case's ``npu:`` section plus ``precision``; change it in
     place (``options.setdefault("precision_mode", "allow_mix_precision")``,
     ``options["loss_scale"] = 1024``, ``iterations_per_loop``, ``hcom_parallel``, ...).
-    A model plugin only touches options for its own ``case.model``. Return nothing.
+    A model plugin only touches options for its own ``case.model``: one that changes the
+    options of another plugin's model is refused (unless it declared ``registry.extend``).
+    A task's ``configure_npu(options)`` answers this for its model. Return nothing.
     """
 
 
@@ -91,12 +111,14 @@ def evaluate(case: Case, model: Any, dataset: tf.data.Dataset, ctx: RunContext) 
     """Evaluate ``model`` on the eval ``dataset``.
 
     :param model: the trained Keras model (``ctx.model_spec`` holds the whole ModelSpec).
-    :param dataset: what ``build_dataset(case, "eval", ctx)`` returned, cut to ``eval.steps``
-        batches when the case sets it.
-    :return: metric name -> float (e.g. ``{"top1": 0.76, "top5": 0.93}``); these go to the
-        report's ``accuracy`` and are checked against ``eval.target``. None when the case is
-        not this plugin's. A builtin fallback evaluates ``ModelSpec.metrics``.
-        First non-None result wins.
+    :param dataset: what ``build_dataset(case, "eval", ctx)`` returned (the whole split),
+        cut to ``eval.steps`` batches when the case sets it.
+    :param ctx: the eval context (one input pipeline, see the eval rule above).
+    :return: metric name -> float over the whole dataset (e.g. ``{"top1": 0.76, "top5":
+        0.93}``); these go to the report's ``accuracy`` and are checked against
+        ``eval.target`` (a target metric missing from the first evaluation fails the run).
+        None when the case is not this plugin's. A builtin fallback evaluates
+        ``ModelSpec.metrics``. First non-None result wins.
     """
 
 
@@ -114,12 +136,13 @@ def validate_case(case: Case) -> None:
 
 
 @hookspec(firstresult=True)
-def log_interval(case: Case, record: dict[str, Any]) -> str | None:
+def log_interval(case: Case, record: dict[str, Any], ctx: RunContext) -> str | None:
     """Format the plain-text training log line printed every ``train.log_every`` steps.
 
     :param case: the running case (answer only for your own ``case.model``).
     :param record: ``step``, ``epoch`` (float or None), ``samples_per_sec`` (global, this
         interval), ``loss``, ``lr`` (or None), ``devices``.
+    :param ctx: the run's context (``ctx.model_spec`` holds what build_model returned).
     :return: the line, or None to leave it to another plugin (a builtin fallback answers
         last). First non-None result wins.
     """
@@ -130,9 +153,12 @@ def log_interval(case: Case, record: dict[str, Any]) -> str | None:
 
 @hookspec
 def register_models(registry: ModelRegistry) -> None:
-    """Declare models: ``registry.add(name, description=..., params={defaults},
-    sources=("synthetic", ...), version=None)``. Case ``params`` are checked against the
-    defaults (unknown keys and wrong types are errors) and merged over them."""
+    """Declare models: ``registry.add(name, task=TaskClass, description=..., params={defaults},
+    sources=("synthetic", ...), pathless_sources=(), version=None)``. Case ``params`` are
+    checked against the defaults (unknown keys and wrong types are errors) and merged over
+    them; ``data.source`` defaults to the first of ``sources``, and every source but
+    ``synthetic`` and the ``pathless_sources`` needs a ``data.path``. ``registry.extend(name)``
+    declares that this plugin's plain model hooks also answer for another plugin's model."""
 
 
 @hookspec

@@ -17,14 +17,15 @@ except ImportError:  # Python 3.7
 PackageNotFoundError = metadata.PackageNotFoundError
 
 
-def entry_points(group: str) -> list[tuple[Any, str]]:
-    """``(entry point, its distribution's version)`` for every entry point of ``group``, by
-    name; a name installed twice is taken from the first distribution on ``sys.path``."""
-    found: dict[str, tuple[Any, str]] = {}
+def entry_points(group: str) -> list[tuple[Any, str, str]]:
+    """``(entry point, its distribution's version, its distribution's name)`` for every entry
+    point of ``group``, by name; a name installed twice is taken from the first distribution on
+    ``sys.path``."""
+    found: dict[str, tuple[Any, str, str]] = {}
     for dist in metadata.distributions():
         for ep in dist.entry_points:
             if ep.group == group and ep.name not in found:
-                found[ep.name] = (ep, dist.version or "unknown")
+                found[ep.name] = (ep, dist.version or "unknown", dist.metadata["Name"])
     return [found[name] for name in sorted(found)]
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from harness.errors import BenchError
+from harness.task import check_task_class
 
 
 def unknown(kind: str, name: str, known: list[str]) -> str:
@@ -20,6 +21,11 @@ class ModelInfo:
     sources: tuple[str, ...] = ("synthetic",)
     version: str | None = None
     plugin: str = ""
+    task: Any = None  # a harness.Task subclass, or None: the plugin answers by plain hooks
+    pathless_sources: tuple[str, ...] = ()  # sources that need no data.path
+
+    def needs_path(self, source: str) -> bool:
+        return source != "synthetic" and source not in self.pathless_sources
 
 
 class _Registry:
@@ -52,6 +58,10 @@ class _Registry:
 class ModelRegistry(_Registry):
     kind = "model"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._extends: dict[str, list[str]] = {}
+
     def add(
         self,
         name: str,
@@ -60,12 +70,38 @@ class ModelRegistry(_Registry):
         params: dict | None = None,
         sources: tuple[str, ...] | list[str] = ("synthetic",),
         version: str | None = None,
+        task: Any = None,
+        pathless_sources: tuple[str, ...] | list[str] = (),
     ) -> None:
+        """Declare model ``name``. ``sources``: the ``data.source`` values it reads, the first
+        being the default; ``pathless_sources``: those of them that need no ``data.path``
+        (data shipped with the plugin; ``synthetic`` never needs one). ``task``: a
+        :class:`harness.Task` subclass that answers the model hooks for this model."""
+        if task is not None:
+            check_task_class(task, name, self.current_plugin)
+        sources = tuple(sources)
+        if not sources:
+            raise BenchError(f'plugin "{self.current_plugin}": model {name!r}: sources is empty')
+        stray = [s for s in pathless_sources if s not in sources]
+        if stray:
+            raise BenchError(f'plugin "{self.current_plugin}": model {name!r}: pathless source '
+                             f"{stray[0]!r} is not among its sources ({', '.join(sources)})")
         self._put(
             name,
-            ModelInfo(name, description, dict(params or {}), tuple(sources), version,
-                      self.current_plugin),
+            ModelInfo(name, description, dict(params or {}), sources, version,
+                      self.current_plugin, task, tuple(pathless_sources)),
         )
+
+    def extend(self, name: str) -> None:
+        """Declare that this plugin's plain model hooks also answer for model ``name``,
+        registered by another plugin (they are asked before that plugin's own)."""
+        plugins = self._extends.setdefault(name, [])
+        if self.current_plugin not in plugins:
+            plugins.append(self.current_plugin)
+
+    def extenders(self, name: str) -> list[str]:
+        """The plugins that declared they extend model ``name``."""
+        return list(self._extends.get(name, []))
 
 
 class DeviceRegistry(_Registry):

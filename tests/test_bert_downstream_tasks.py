@@ -153,7 +153,7 @@ def test_init_checkpoint_fills_the_encoder_by_google_name(tmp_path):
                 params={"init_checkpoint": str(tmp_path / "model.ckpt-100"),
                         "warmup_proportion": 0.1})
     loaded = load(tmp_path, spec)
-    built = plugin.build_model(case=loaded, ctx=RunContext(1, 8, 8, train_steps=10))
+    built = plugin.BertTask(loaded).build_model(RunContext(1, 8, 8, train_steps=10))
     model = built.model
     np.testing.assert_array_equal(model.embeddings.word_embeddings.numpy(),
                                   values["bert/embeddings/word_embeddings"])

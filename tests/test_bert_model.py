@@ -164,7 +164,7 @@ def test_init_checkpoint_param_loads_through_build_model(tmp_path):
         "bert_config": str(config_path), "max_seq_length": 12, "max_predictions_per_seq": 3,
         "init_checkpoint": str(tmp_path / "model.ckpt-1000")}})
     _, (loaded,) = load([case], [], plugins=load_plugins())
-    spec = plugin.build_model(case=loaded, ctx=RunContext(1, 2, 2, train_steps=10))
+    spec = plugin.BertTask(loaded).build_model(RunContext(1, 2, 2, train_steps=10))
     names = modeling.google_variable_map(spec.model)
     np.testing.assert_array_equal(names["bert/embeddings/word_embeddings"].numpy(),
                                   values["bert/embeddings/word_embeddings"])
@@ -230,20 +230,20 @@ def test_float16_loss_scaled_steps_the_gpu_path(tmp_path):
     try:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
         ctx = RunContext(1, 4, 4, strategy=strategy, train_steps=3)
+        task = plugin.BertTask(case)
         with strategy.scope():
-            spec = plugin.build_model(case=case, ctx=ctx)
+            spec = task.build_model(ctx)
             spec.optimizer = tfcompat.loss_scale_optimizer(spec.optimizer, dynamic=True)
         ctx.model_spec = spec
         assert spec.model(modeling.dummy_features(1, 32, 5))["masked_lm_logits"].dtype == "float16"
-        dataset = plugin.build_dataset(case=case, split="train", ctx=ctx)
+        dataset = task.build_dataset("train", ctx)
         step = make_train_step(strategy, spec, 4)
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
         losses = [float(step(iterator)) for _ in range(3)]
         assert all(np.isfinite(losses)) and losses[-1] < losses[0]
-        line = plugin.log_interval(case=case, record={"step": 3, "samples_per_sec": 9.0,
-                                                      "lr": 1e-3})
+        line = task.log_line({"step": 3, "samples_per_sec": 9.0, "lr": 1e-3}, ctx)
         assert "global_step = 3, masked_lm_loss = " in line and "loss_scale = 32768" in line
         assert inputs.EVAL_SYNTHETIC_BATCHES == int(
-            plugin.build_dataset(case=case, split="eval", ctx=ctx).cardinality())
+            task.build_dataset("eval", ctx).cardinality())
     finally:
         tfcompat.set_precision_policy("float32")

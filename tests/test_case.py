@@ -130,7 +130,7 @@ def test_set_overrides_are_yaml_typed(tmp_path, plugins):
                                   "eval.target.accuracy=0.9", "precision=mixed"], plugins)
     assert case.params["learning_rate"] == 0.05
     assert case.devices == (1, 2)
-    assert dict(case.eval.target) == {"accuracy": 0.9}
+    assert case.to_dict()["eval"]["target"] == {"accuracy": {"at_least": 0.9}}
     assert case.precision == "mixed"
 
 

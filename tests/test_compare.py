@@ -99,6 +99,20 @@ def test_by_any_report_key(bench_cli, runs):
     assert json.loads(result.stdout)["columns"] == ["50.0", "75.0"]
 
 
+def test_without_by_the_key_that_separates_the_reports_is_picked_and_named(bench_cli, runs):
+    by_cann = bench_cli("compare", runs["slowed", "A"], runs["slowed", "B"], "--format", "json")
+    assert by_cann.exit_code == 0, by_cann.stderr
+    assert json.loads(by_cann.stdout)["columns"] == ["A", "B"]
+    assert "bench compare: --by environment.cann_version (the first key whose values differ: " \
+           "A, B)" in by_cann.stderr
+    # two runs of one machine and software stack: only the runs themselves differ
+    same = bench_cli("compare", runs["steady", "A"], runs["slowed", "A"], "--format", "json")
+    assert same.exit_code == 0, same.stderr
+    comparison = json.loads(same.stdout)
+    assert comparison["by"] == "run_id" and len(comparison["columns"]) == 2
+    assert "cann_version, tensorflow" in comparison["by_reason"]
+
+
 # --- rows that must not be compared: reports derived from one real run -------------------
 
 

@@ -75,6 +75,21 @@ def test_bench_report_html_combines_reports(bench_cli, run, tmp_path):
     assert len(_images(text)) == 1 + 2 * 3
 
 
+def test_the_scaling_chart_keeps_incomparable_runs_apart(run):
+    from harness.reports.html import _series_labels, comparable_key
+
+    report = run.report
+    other = json.loads(json.dumps(report))
+    other["case"]["launcher"] = "process"
+    other["case"]["params"]["hidden"] = 64
+    keys = [comparable_key(r, r["results"][0]) for r in (report, other)]
+    assert keys[0] != keys[1]
+    assert comparable_key(report, report["results"][1]) == keys[0]  # 1 and 2 devices: one line
+    labels = _series_labels(keys)
+    assert labels[keys[0]] == "tiny_mlp bs32/device synthetic fp32 [hidden=32; launcher auto]"
+    assert labels[keys[1]] == "tiny_mlp bs32/device synthetic fp32 [hidden=64; launcher process]"
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs "
                                               "Debian's chromium package)")
 def test_headless_chromium_renders_the_plots(run, tmp_path):

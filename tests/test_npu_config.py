@@ -127,7 +127,13 @@ def configure_npu(case, options):
         options["precision_mode"] = "fp8"  # a plugin bug
 
 
-AMENDER = SimpleNamespace(__name__="amender", configure_npu=configure_npu)
+@hookimpl
+def register_models(registry):
+    registry.extend("tiny_mlp")  # it amends another plugin's model: it says so
+
+
+AMENDER = SimpleNamespace(__name__="amender", configure_npu=configure_npu,
+                          register_models=register_models)
 
 
 def test_bench_npu_config_prints_all_three(bench_cli, tmp_path, tiny_case):

@@ -46,14 +46,14 @@ def test_imagenet_cases_without_data_are_bad_input(tmp_path):
     plugins, (case,) = load([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
                             [f"data.path={tmp_path / 'absent'}"])
     with pytest.raises(BenchError, match=r"resnext50_8p.yaml: data.path: no such directory"):
-        plugins.hook.validate_case(case=case)
+        plugins.model_hooks(case).validate()
     (tmp_path / "train-00000-of-00001").write_bytes(b"")
     plugins, (case,) = load([os.path.join(ROOT, "cases", "resnext50_8p.yaml")],
                             [f"data.path={tmp_path}"])
     with pytest.raises(BenchError, match=r"data.path: no validation-\*-of-\* files in"):
-        plugins.hook.validate_case(case=case)  # eval.at_end needs the validation split
+        plugins.model_hooks(case).validate()  # eval.at_end needs the validation split
     (tmp_path / "validation-00000-of-00001").write_bytes(b"")
-    plugins.hook.validate_case(case=case)
+    plugins.model_hooks(case).validate()
 
 
 def test_cpu_case_runs_with_tiny_overrides(bench_run):

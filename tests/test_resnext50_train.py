@@ -71,7 +71,7 @@ def test_finetune_restores_a_1001_class_checkpoint_into_10_classes(tmp_path):
                                   "restore_exclude": exclude})
         plugins, (resolved,) = load([write_case(tmp_path, case)], [])
         ctx = RunContext(devices=1, batch_size=8, global_batch_size=8, train_steps=12)
-        return plugins.hook.build_model(case=resolved, ctx=ctx).model
+        return plugins.model_hooks(resolved).build_model(ctx).model
 
     model = build(["dense"])
     checked = 0

@@ -42,6 +42,11 @@ class DeviceBackend:
         return {"type": cls.name, "name": "", "count": 0}
 
     @classmethod
+    def reserve(cls, max_devices: int) -> None:
+        """Called once per ``bench run`` before TensorFlow starts, with the most devices any of
+        its cases runs in this process (``prepare`` then comes per case)."""
+
+    @classmethod
     def default_steps_per_loop(cls, case: Case) -> int:
         """Training steps per compiled call when the case sets no ``train.steps_per_loop``."""
         return 1

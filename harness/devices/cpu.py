@@ -81,6 +81,14 @@ class CpuBackend(DeviceBackend):
     def describe(cls) -> dict[str, Any]:
         return {"type": "cpu", "name": cpu_model(), "count": os.cpu_count() or 1}
 
+    @classmethod
+    def reserve(cls, max_devices: int) -> None:
+        """Logical CPU devices are set once per process, when TensorFlow starts: ask for the
+        most that any case of the run needs (``BENCH_CPU_LOGICAL_DEVICES``, read then)."""
+        have = int(os.environ.get(LOGICAL_DEVICES_ENV, "0") or 0)
+        if max_devices > have:
+            os.environ[LOGICAL_DEVICES_ENV] = str(max_devices)
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         from harness import tfcompat
 
@@ -97,8 +105,9 @@ class CpuBackend(DeviceBackend):
         if have < max_devices:
             raise BenchError(
                 f"{case.source}: devices: {max_devices} CPU devices wanted, but TensorFlow was "
-                f"initialised with {have} in this process; set {LOGICAL_DEVICES_ENV}="
-                f"{max_devices} before the first run or use launcher: process")
+                f"initialised with {have} in this process (logical CPU devices are set once, "
+                f"when TensorFlow starts); set {LOGICAL_DEVICES_ENV}={max_devices} before it "
+                f"starts or use launcher: process")
 
     def strategy(self, count: int, workers: int = 1) -> Any:
         from harness.tfcompat import tf

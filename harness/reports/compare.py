@@ -19,6 +19,12 @@ from harness.reports.store import find_reports, load_report, to_json
 from harness.reports.summary import fmt
 
 DEFAULT_BY = "environment.cann_version"
+# What ``--by`` defaults to: the first of these whose values differ between the reports (the
+# software stack first, then the code, the machine, and last the run itself).
+AUTO_BY = ("environment.cann_version", "environment.tensorflow", "environment.tfplugin_version",
+           "environment.driver_version", "environment.keras", "environment.python",
+           "environment.harness", "environment.plugins", "environment.git.commit",
+           "environment.device.name", "environment.host", "run_id")
 TEST_NAME = "Mann-Whitney U, two-sided, on per-interval samples/s"
 RowKey = tuple  # (model, case, data source, precision, devices)
 
@@ -31,6 +37,27 @@ def lookup(report: dict[str, Any], dotted: str, where: str) -> str:
             raise BenchError(f"{where}: --by {dotted}: no key {part!r} in this report")
         value = value[part]
     return value if isinstance(value, str) else to_json(value, indent=None)
+
+
+def _value(report: dict[str, Any], dotted: str) -> str:
+    """``lookup`` with a missing key read as the text ``(none)``."""
+    try:
+        return lookup(report, dotted, "")
+    except BenchError:
+        return "(none)"
+
+
+def pick_by(reports: list[dict[str, Any]]) -> tuple[str, str]:
+    """The default ``--by``: the first key of AUTO_BY whose values differ between the
+    reports, and a sentence saying so (``run_id`` differs for any two runs)."""
+    for key in AUTO_BY:
+        values = list(dict.fromkeys(_value(r, key) for r in reports))
+        if len(values) > 1:
+            before = [k.split(".", 1)[-1] for k in AUTO_BY[:AUTO_BY.index(key)]]
+            same = f"; {', '.join(before)} are the same in every report" if before else ""
+            return key, f"the first key whose values differ: {', '.join(values[:4])}" + (
+                ", ..." if len(values) > 4 else "") + same
+    return AUTO_BY[0], "every report has the same values"
 
 
 def _row_key(report: dict[str, Any], result: dict[str, Any]) -> RowKey:
@@ -98,9 +125,10 @@ def verdict(base: dict[str, Any], cell: dict[str, Any], threshold: float,
     return {"change_pct": change, "p_value": p, "verdict": name}
 
 
-def compare_reports(paths: list[str], by: str = DEFAULT_BY, threshold: float = 5.0,
+def compare_reports(paths: list[str], by: str | None = DEFAULT_BY, threshold: float = 5.0,
                     alpha: float = 0.01) -> dict[str, Any]:
-    """Load every report under ``paths`` and build the comparison (a JSON-ready dict)."""
+    """Load every report under ``paths`` and build the comparison (a JSON-ready dict).
+    ``by=None`` picks the key (:func:`pick_by`); ``by_reason`` says why."""
     if not (math.isfinite(threshold) and threshold >= 0):
         raise BenchError(f"--threshold: must be a finite number >= 0, got {threshold:g}")
     if not 0 < alpha < 1:
@@ -108,9 +136,12 @@ def compare_reports(paths: list[str], by: str = DEFAULT_BY, threshold: float = 5
     columns: list[str] = []
     grouped: dict[RowKey, dict[str, list[tuple[str, dict]]]] = {}
     runs: dict[tuple, str] = {}
-    for path in find_reports(list(paths)):
-        report = load_report(path)
-        column = lookup(report, by, path)
+    loaded = [(path, load_report(path)) for path in find_reports(list(paths))]
+    reason = "given"
+    if by is None:
+        by, reason = pick_by([report for _, report in loaded])
+    for path, report in loaded:
+        column = lookup(report, by, path) if reason == "given" else _value(report, by)
         if column not in columns:
             columns.append(column)
         for result in report.get("results", []):
@@ -127,7 +158,7 @@ def compare_reports(paths: list[str], by: str = DEFAULT_BY, threshold: float = 5
                          f"({columns[0] if columns else 'none'}); nothing to compare")
     rows = [_compare_row(key, grouped, columns, threshold, alpha) for key in grouped]
     return {
-        "by": by, "threshold_pct": threshold, "alpha": alpha, "test": TEST_NAME,
+        "by": by, "by_reason": reason, "threshold_pct": threshold, "alpha": alpha, "test": TEST_NAME,
         "baseline": columns[0], "columns": columns, "rows": rows,
         "regressions": sum(r["verdict"] == "regression" for r in rows),
     }

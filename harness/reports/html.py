@@ -170,9 +170,54 @@ def render_html(report: dict[str, Any]) -> str:
     return page(f"zoobench report: {report['case']['name']}", report_section(report))
 
 
+def comparable_key(report: dict[str, Any], result: dict[str, Any]) -> tuple:
+    """What must match for results of several reports to lie on one scaling line: the model
+    and its params, the per-device batch, the data source, precision, the launcher, the
+    device, and the software stack. ``((name, value), ...)``, values as text."""
+    case, env = report["case"], report.get("environment") or {}
+    device = env.get("device") or {}
+    fields = {
+        "model": case["model"],
+        "params": json.dumps(case.get("params") or {}, sort_keys=True, default=str),
+        "batch": case["batch_size"],
+        "data": result.get("data_source") or case["data"]["source"],
+        "precision": case["precision"],
+        "launcher": case.get("launcher", "auto"),
+        "device": f"{device.get('type', case.get('device'))} {device.get('name') or ''}".strip(),
+        "tensorflow": env.get("tensorflow"),
+        "cann": env.get("cann_version"),
+        "zoobench": env.get("harness"),
+    }
+    return tuple((name, str(value)) for name, value in fields.items())
+
+
+def _series_labels(keys: list[tuple]) -> dict[tuple, str]:
+    """A label per series key: model, batch, data, precision, then whatever differs."""
+    labels = {}
+    for key in keys:
+        values = dict(key)
+        label = (f"{values['model']} bs{values['batch']}/device {values['data']} "
+                 f"{values['precision']}")
+        extra = []
+        for name, value in key:
+            if name in ("model", "batch", "data", "precision"):
+                continue
+            if len({dict(k)[name] for k in keys}) < 2:
+                continue
+            if name == "params":
+                others = [json.loads(dict(k)["params"]) for k in keys if k != key]
+                mine = json.loads(value)
+                differ = sorted(p for p in mine if any(o.get(p) != mine[p] for o in others))
+                extra.append(", ".join(f"{p}={mine[p]}" for p in differ[:3]) or "params")
+            else:
+                extra.append(f"{name} {value}")
+        labels[key] = label + (f" [{'; '.join(extra)}]" if extra else "")
+    return labels
+
+
 def render_html_many(reports: list[dict[str, Any]]) -> str:
-    """Several reports on one page: a summary table, a scaling chart across reports (same
-    model, data source, precision and per-device batch) and each report's own section."""
+    """Several reports on one page: a summary table, a scaling chart across reports (one line
+    per set of comparable results: :func:`comparable_key`) and each report's own section."""
     from harness.reports import plots
 
     rows, scaling = [], {}
@@ -185,17 +230,19 @@ def render_html_many(reports: list[dict[str, Any]]) -> str:
                          _accuracy(row["accuracy"]), esc(env.get("tensorflow")),
                          esc(env.get("cann_version")), badge(row["status"])])
             if result["status"] == "ok" and result["throughput"].get("samples_per_sec"):
-                key = (f"{case['model']} bs{case['batch_size']}/device "
-                       f"{result.get('data_source', case['data']['source'])} {case['precision']}")
+                key = comparable_key(report, result)
                 scaling.setdefault(key, {}).setdefault(result["devices"], []).append(
                     result["throughput"]["samples_per_sec"])
-    series = [(key, [(n, statistics.median(v)) for n, v in by_count.items()])
+    labels = _series_labels(list(scaling))
+    series = [(labels[key], [(n, statistics.median(v)) for n, v in by_count.items()])
               for key, by_count in scaling.items()]
     body = [f"<h1>zoobench: {len(reports)} report(s)</h1>",
             table(["case", "run", "model", "devices", "samples/s", "per device", "MFU",
                    "accuracy", "TensorFlow", "CANN", "status"], rows, left=(0, 1, 2, 7, 8, 9, 10)),
             figure(plots.scaling_chart(series),
-                   "Scaling across reports (median of repeated runs per device count)")]
+                   "Scaling across reports: one line per model, params, per-device batch, data, "
+                   "precision, launcher, device and software stack (median of repeated runs "
+                   "per device count)")]
     body += [report_section(r, heading="h2") for r in reports]
     return page("zoobench reports", "\n".join(b for b in body if b))
 

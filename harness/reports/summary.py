@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b[^:]*: \S")
 
 MEASUREMENT_NOTE = (
     "samples/s = global samples of the measured window / its wall time (warmup excluded); "
@@ -41,3 +44,17 @@ def fmt(value: Any, spec: str = ".1f") -> str:
     if isinstance(value, float):
         return format(value, spec)
     return str(value)
+
+
+def reason(error: str | None) -> str:
+    """One line for a result's ``error``: the line itself, or for a multi-line TensorFlow
+    error (``UnknownError: Graph execution error:`` then the traced source) its type and the
+    last exception line inside (``UnknownError: RuntimeError: injected failure``)."""
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    if not lines:
+        return "no reason recorded"
+    inner = [line for line in lines[1:] if _EXCEPTION_LINE.match(line)]
+    if not inner:
+        return lines[0]
+    kind = lines[0].split(":", 1)[0]
+    return f"{kind}: {inner[-1]}" if not inner[-1].startswith(kind) else inner[-1]

@@ -205,7 +205,7 @@ class ProcessLauncher:
         self._write_case_file()
         envs = self._environments(count, ranks, folder)
         specs = {r: WorkerSpec.in_folder(folder, r, count, self.case_file, self._plugin_modules(),
-                                         self.device) for r in ranks}
+                                         self.device, self.job.plugins.disabled) for r in ranks}
         logs = {r: os.path.join(folder, f"rank{r}.log") for r in ranks}
         procs: dict[int, subprocess.Popen] = {}
         timeout = case.timeout or DEFAULT_TIMEOUT_S

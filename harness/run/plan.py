@@ -22,6 +22,7 @@ from harness.plugins import BenchPlugins, load_plugins
 
 if TYPE_CHECKING:
     from harness.case import Case
+    from harness.model_hooks import ModelHooks
 
 INLINE, PROCESS, SLURM = "inline", "process", "slurm"
 
@@ -37,20 +38,22 @@ def load(paths: list[str], overrides: list[str], plugin_modules: list[str] = (),
         for module_path in plugin_modules:
             plugins.load_module(module_path)
         for obj in plugin_objects:
-            plugins.add(obj, getattr(obj, "__name__", type(obj).__name__),
-                        getattr(obj, "__version__", "unversioned"), "object")
-    return plugins, load_cases(list(paths), list(overrides), plugins)
+            plugins.add_object(obj)
+    return plugins, load_cases(list(paths), list(overrides), plugins, list(plugin_modules))
 
 
-def load_cases(paths: list[str], overrides: list[str], plugins: BenchPlugins) -> list[Case]:
+def load_cases(paths: list[str], overrides: list[str], plugins: BenchPlugins,
+               plugin_modules: list[str] = ()) -> list[Case]:
     """Read, override and validate every case of ``paths``. A case file is code: the modules
     it names in ``plugins:`` are imported, but only once every key of every case has passed
-    its type and range checks; then the models and devices they register are resolved."""
+    its type and range checks; then the models and devices they register are resolved. The
+    ``--plugin`` modules (``plugin_modules``) are recorded in each case's ``plugins``."""
     parsed = [parse_override(text) for text in overrides]
     raws = [raw for path in paths for raw in read_raw_cases(path, plugins.case_formats)]
     for raw in raws:
         apply_overrides(raw, parsed)
         check_keys(raw)
+        raw.add_plugin_modules(plugin_modules)  # already imported: --plugin
     for raw in raws:
         for module_path in raw.plugin_modules():
             plugins.load_module(module_path, source="case file")
@@ -92,12 +95,14 @@ def resolve_steps_per_loop(case: Case, backend: Any) -> Case:
     return case
 
 
-def device_options(case: Case, plugins: BenchPlugins) -> dict[str, Any]:
-    """The case's ``npu:`` section plus ``precision``, amended by every ``configure_npu``."""
+def device_options(case: Case, plugins: BenchPlugins,
+                   model_hooks: ModelHooks | None = None) -> dict[str, Any]:
+    """The case's ``npu:`` section plus ``precision``, amended by the model's task (or its
+    plugin's ``configure_npu``) and every plugin that may (``model_hooks``: the run's)."""
     from harness.devices.options import check_options
 
     options: dict[str, Any] = {**dict(case.npu), "precision": case.precision}
-    plugins.hook.configure_npu(case=case, options=options)
+    (model_hooks or plugins.model_hooks(case)).configure_npu(options)
     check_options(case, options)  # bad input: a one-line error before any report folder
     return options
 
@@ -128,6 +133,20 @@ def slurm_tasks() -> int:
         return 0
     value = os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or "0"
     return int(value) if value.isdigit() else 0
+
+
+def reserve_devices(cases: list[Case], plugins: BenchPlugins, hosts: Hosts | None = None) -> None:
+    """Tell each backend the most devices any of ``cases`` runs inline in this process, before
+    TensorFlow starts: logical CPU devices can be configured once per process, so a case file
+    whose later case has more devices than the first must ask for them all up front."""
+    most: dict[str, int] = {}
+    for case in cases:
+        device = resolve_device(case, plugins)
+        inline = [n for n in case.devices if launcher_for(case, device, n, hosts) == INLINE]
+        if inline:
+            most[device] = max(most.get(device, 0), max(inline))
+    for device, count in most.items():
+        plugins.devices.get(device).reserve(count)
 
 
 def launcher_for(case: Case, device: str, count: int, hosts: Hosts | None = None) -> str:

@@ -85,6 +85,9 @@ class Result:
         "eval_s": 0.0, "other_s": 0.0})
     status: Status = Status.RUNNING
     error: str | None = None
+    failed_in: str | None = _extra()  # build | train | eval, for a failed result
+    faulty_plugin: str | None = _extra()  # the plugin that broke the contract (exit 2)
+    served_by: dict[str, Any] | None = _extra()  # model hook -> the plugin that answered
     engine: str | None = None  # eager | graph (harness/run/engine.py)
     window: dict[str, Any] | None = _extra()
     weights_digests: list[str] | None = _extra()
@@ -235,6 +238,12 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
             status = failed.status
             error = f"rank {outcome.failed_rank}: {failed.error}"
     result.status, result.error = status, error
+    if status is not Status.OK:
+        culprit = own.get(outcome.failed_rank) if outcome.failed_rank is not None else None
+        culprit = culprit or next((own[r.rank] for r in ranks if own[r.rank] is not None
+                                   and own[r.rank].status is not Status.OK), None)
+        if culprit is not None:
+            result.failed_in, result.faulty_plugin = culprit.failed_in, culprit.faulty_plugin
     result.failed_rank, result.log_tail = outcome.failed_rank, outcome.log_tail
 
     first = own[ranks[0].rank] if ranks else None
@@ -246,6 +255,7 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
         result.flops_per_sample, result.peak_flops = first.flops_per_sample, first.peak_flops
         result.wall_time_s, result.time = first.wall_time_s, first.time
         result.warmup_steps = first.warmup_steps
+        result.served_by = first.served_by
     elif ranks:
         records = [e["record"] for e in ranks[0].intervals]
         result.loss = {"first": records[0]["loss"] if records else None,

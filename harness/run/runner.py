@@ -4,14 +4,18 @@ starts processes or loops over device counts."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness.case import target_met
 from harness.context import RunContext
-from harness.errors import BenchError
+from harness.errors import BenchError, PluginError
+from harness.model_hooks import ModelHooks
+from harness.run.checks import check_train_batches, checked_loss, missing_target_metric
 from harness.run.engine import GRAPH, EngineScope, engine_kind
 from harness.run.events import RunEvents
 from harness.run.result import Result, Status
@@ -48,6 +52,7 @@ class Job:
     ``precision`` after every ``configure_npu``); ``backend`` is already prepared for this
     process; ``worker`` is set when this process is one rank of a multi-process run.
     ``started`` is when the case run began (``time.monotonic``): ``timeout`` counts from it.
+    ``model_hooks`` answer the case's model hooks (its task); one per case run and process.
     """
 
     case: Case
@@ -59,6 +64,11 @@ class Job:
     events: RunEvents = field(default_factory=RunEvents)
     worker: WorkerInfo | None = None
     started: float = field(default_factory=time.monotonic)
+    model_hooks: ModelHooks | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_hooks is None:
+            self.model_hooks = ModelHooks(self.plugins, self.case)
 
 
 def new_result(case: Case, count: int) -> Result:
@@ -72,6 +82,7 @@ class Runner:
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        self.phase = "build"  # where a failure happened: build | train | eval
 
     def measure(self, count: int) -> Result:
         """Train and evaluate on ``count`` devices; never raises for a failed run: the
@@ -90,6 +101,8 @@ class Runner:
             result.status, result.error = Status.INTERRUPTED, "interrupted by signal"
         except BenchError as exc:
             result.status, result.error = Status.FAILED, str(exc)
+            if isinstance(exc, PluginError):
+                result.faulty_plugin = exc.plugin
         except Exception as exc:  # noqa: BLE001 - a failed run still gets its report
             result.status = Status.FAILED
             result.error = f"{type(exc).__name__}: {exc}".strip()
@@ -99,6 +112,9 @@ class Runner:
 
             if tfcompat.is_loaded():
                 tfcompat.set_precision_policy("float32")
+        if result.status is Status.FAILED:
+            result.failed_in = self.phase
+        result.served_by = dict(self.job.model_hooks.served)
         result.set_intervals(intervals)
         result.wall_time_s = time.perf_counter() - start
         result.set_mfu()
@@ -134,8 +150,9 @@ class Runner:
         from harness.tfcompat import keras
 
         job = self.job
-        case, hook, backend = job.case, job.plugins.hook, job.backend
+        case, backend, model = job.case, job.backend, job.model_hooks
         case = resolve_steps_per_loop(case, backend)
+        self.phase = "build"
         workers = job.worker.world_size if job.worker else 1
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
@@ -146,9 +163,10 @@ class Runner:
         tfcompat.set_precision_policy(policy)
         ctx = self._context(count, strategy, policy)
 
-        dataset = hook.build_dataset(case=case, split="train", ctx=ctx)
+        dataset = model.build_dataset("train", ctx)
         if dataset is None:
             raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
+        check_train_batches(dataset, ctx, model.who("build_dataset"))
         cardinality = tfcompat.dataset_cardinality(dataset)
         if cardinality > 0:
             ctx.steps_per_epoch = cardinality
@@ -172,9 +190,10 @@ class Runner:
         ctx.train_steps = total
 
         with strategy.scope():
-            spec = hook.build_model(case=case, ctx=ctx)
+            spec = model.build_model(ctx)
             if spec is None:
                 raise BenchError(f"no plugin built model {case.model!r}")
+            spec.loss = checked_loss(spec.loss, model.who("build_model"))
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
         broadcast = backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
@@ -214,6 +233,7 @@ class Runner:
                         init_seconds=time.perf_counter() - start)
         began = time.perf_counter()
         times["init_s"] = began - start  # the sinks' run_start (writers opening) included
+        self.phase = "train"
         step = min(per_loop, total)
         first = _finite_all(engine.wait([launcher.launch(step)]), step)
         times["first_loop_s"] = time.perf_counter() - began
@@ -257,7 +277,7 @@ class Runner:
                       "devices": count}
             job.progress.update(record)
             job.events.emit("interval", record=record, interval=interval.to_dict())
-            line = hook.log_interval(case=case, record=record)
+            line = model.log_line(record, ctx)
             if line:
                 job.log(line)
             if timeout is not None and time.monotonic() - job.started > timeout:
@@ -300,33 +320,46 @@ class Runner:
 
     def _evaluate_now(self, ctx: RunContext, spec: Any, step: int, result: Result,
                       start: float, began: float) -> None:
+        """Evaluate the whole eval split in this process, whatever the launcher: the eval
+        context has one input pipeline (``ctx.shard`` is a no-op), the same batch size."""
         job = self.job
-        case = job.case
-        metrics = self._metrics(ctx, spec)
+        case, model = job.case, job.model_hooks
+        self.phase = "eval"
+        ctx = dataclasses.replace(ctx, num_input_pipelines=1, input_pipeline_id=0,
+                                  global_batch_size=ctx.pipeline_batch_size)
+        dataset = model.build_dataset("eval", ctx)
+        if dataset is None:
+            if case.eval.target:
+                raise Stop(Status.FAILED, f"{case.source}: eval.target: the model's plugin "
+                                          f'"{model.owner}" builds no eval dataset')
+            self.phase = "train"
+            return
+        if case.eval.steps:
+            dataset = dataset.take(case.eval.steps)
+        metrics = model.evaluate(spec.model, dataset, ctx)
         if not metrics:
+            if case.eval.target and not result.evals:
+                raise Stop(Status.FAILED, f"{case.source}: eval.target: the evaluation of "
+                                          f'plugin "{model.who("evaluate")}" returned no metrics')
+            self.phase = "train"
             return
         metrics = {str(k): float(v) for k, v in metrics.items()}
+        if not result.evals:
+            missing = missing_target_metric(case, metrics, model.who("evaluate"))
+            if missing:
+                raise Stop(Status.FAILED, missing)
         elapsed = time.perf_counter() - start
         result.evals.append({"step": step, "elapsed_s": elapsed, **metrics})
         result.accuracy = metrics
         job.events.emit("evaluate", step=step, metrics=metrics,
                         seconds=time.perf_counter() - began)
         job.log(f"eval at step {step}: " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        target = dict(case.eval.target)
-        if target:
-            met = all(metrics.get(k, -math.inf) >= v for k, v in target.items())
+        if case.eval.target:
+            met = target_met(case.eval.target, metrics)
             if met and result.time_to_accuracy_s is None:
                 result.time_to_accuracy_s = elapsed
             result.target_met = bool(met or result.time_to_accuracy_s is not None)
-
-    def _metrics(self, ctx: RunContext, spec: Any) -> dict | None:
-        case, hook = self.job.case, self.job.plugins.hook
-        dataset = hook.build_dataset(case=case, split="eval", ctx=ctx)
-        if dataset is None:
-            return None
-        if case.eval.steps:
-            dataset = dataset.take(case.eval.steps)
-        return hook.evaluate(case=case, model=spec.model, dataset=dataset, ctx=ctx)
+        self.phase = "train"
 
 
 class _Launcher:

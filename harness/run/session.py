@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import EXIT_OK, EXIT_RUN_FAILED, BenchError
+from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, BenchError
 from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
 from harness.run.engine import EAGER, engine_kind
@@ -59,6 +59,10 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
+        """0 ok; 2 when a plugin broke the contract (bad input, found during the run: the
+        report says which plugin); else 3 for a run that did not finish ok."""
+        if any(r.get("faulty_plugin") for r in self.report.get("results", [])):
+            return EXIT_BAD_INPUT
         return EXIT_OK if self.report["status"] == "ok" else EXIT_RUN_FAILED
 
 
@@ -91,11 +95,12 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
     if device_name == "npu":
         check_npu_placement(case, [n for n, how in launchers.items() if how == PROCESS],
                             rank_table)
-    plugins.hook.validate_case(case=case)  # the model's own input checks: still bad input
+    model_hooks = plugins.model_hooks(case)  # the run's task: its state lives as long as the run
+    model_hooks.validate()  # the model's own input checks: still bad input
     if case.engine == EAGER:
         engine_kind(case, backend_cls)  # eager where it cannot run is bad input too
     backend = backend_cls()
-    options = device_options(case, plugins)
+    options = device_options(case, plugins, model_hooks)
     if inline:
         # Worker processes prepare their own device; the parent only for inline counts.
         backend.prepare(case, max(inline), options)
@@ -124,12 +129,18 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                 pass  # a full disk must not end the run; the report says what it can
             progress.print(line)
 
-        job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log))
+        job = Job(case, plugins, backend, options, progress, log, events=RunEvents(log=log),
+                  model_hooks=model_hooks)
 
         def finish() -> None:
             progress.stop()
             job.events.close(report["status"])
             report["results"] = [r.to_dict() for r in results]
+            served = dict(model_hooks.served)
+            for result in results:
+                for hook, plugin in (result.served_by or {}).items():
+                    served.setdefault(hook, plugin)
+            report["model_hooks"] = plugins.served_by(served)
             report["finished_at"] = now_iso()
             write_report(folder, report, plugins)
             for result in results:
@@ -161,6 +172,13 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                     job.events.emit("run_stop", result=result.to_dict())
                     if result.status in STOPS_RUN:
                         break
+                    if _repeats(result):
+                        rest = list(case.devices)[case.devices.index(count) + 1:]
+                        if rest:
+                            report["skipped_devices"] = rest
+                            log(f"devices {', '.join(map(str, rest))} not run: the "
+                                f"{result.failed_in or 'plugin'} failure at {count} would repeat")
+                        break
                 add_scaling_efficiency(results)
                 report["device_options"].update(_jsonable(agreed_rank_options(results)))
                 report["status"] = worst_status([r.status for r in results]).value
@@ -176,6 +194,14 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
             finally:
                 dog.write_once(finish)
     return RunOutcome(case, report, folder)
+
+
+def _repeats(result: Result) -> bool:
+    """Whether the failure of one count would repeat at the others: a plugin that broke the
+    contract, or a failure while building the data or model, or evaluating (the same code
+    for every count); training failures (a dying worker, memory) may depend on the count."""
+    return result.status is Status.FAILED and (
+        bool(result.faulty_plugin) or result.failed_in in ("build", "eval"))
 
 
 @contextlib.contextmanager

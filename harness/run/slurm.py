@@ -65,7 +65,7 @@ class SlurmLauncher:
         results = {r: os.path.join(self.exchange, f"rank{r}.result.json") for r in range(count)}
         streams = {r: os.path.join(self.exchange, f"rank{r}.events.jsonl") for r in range(count)}
         backend = self.job.plugins.devices.get(self.device)()
-        options = device_options(case, self.job.plugins)
+        options = device_options(case, self.job.plugins, self.job.model_hooks)
         backend.prepare(case, 1, options)
         # the run folder's own sinks, plus a stream the merge can fall back on
         events = RunEvents([*self.job.events.sinks, JsonlEventSink(streams[rank])],

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
+from harness.plugins import load_plugins
 from harness.reports.store import to_json, write_atomic
 from harness.run import plan
 from harness.run.events import JsonlEventSink, RunEvents
@@ -38,13 +39,15 @@ class WorkerSpec:
     world_size: int
     result: str  # where the worker writes its result (JSON)
     events: str  # where it streams its events (JSON lines)
+    disabled_plugins: tuple[str, ...] = ()  # the parent's -p no:NAME
 
     @classmethod
     def in_folder(cls, folder: str, rank: int, world_size: int, case_file: str,
-                  plugin_modules: list[str], device: str) -> WorkerSpec:
+                  plugin_modules: list[str], device: str,
+                  disabled_plugins: tuple[str, ...] = ()) -> WorkerSpec:
         return cls(case_file, list(plugin_modules), device, rank, world_size,
                    os.path.join(folder, f"rank{rank}.result.json"),
-                   os.path.join(folder, f"rank{rank}.events.jsonl"))
+                   os.path.join(folder, f"rank{rank}.events.jsonl"), tuple(disabled_plugins))
 
     def write(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
@@ -66,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     progress = PlainProgress()  # stdout is this rank's log file
     try:
-        plugins, cases = plan.load([spec.case_file], [], spec.plugin_modules)
+        plugins, cases = plan.load([spec.case_file], [], spec.plugin_modules,
+                                   plugins=load_plugins(disabled=spec.disabled_plugins))
         case = cases[0]
         backend = plugins.devices.get(spec.device)()
-        options = plan.device_options(case, plugins)
+        model_hooks = plugins.model_hooks(case)
+        options = plan.device_options(case, plugins, model_hooks)
         before = dict(options)
         backend.prepare(case, 1, options)
     except BenchError as exc:
@@ -77,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = Job(case, plugins, backend, options, progress, progress.print,
               events=RunEvents([JsonlEventSink(spec.events)], progress.print),
-              worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size))
+              worker=WorkerInfo(rank=spec.rank, world_size=spec.world_size),
+              model_hooks=model_hooks)
     result = measure_count(job, spec.world_size)
     result.rank, result.pid = spec.rank, os.getpid()
     result.device_options = {key: value for key, value in options.items()

@@ -1,7 +1,8 @@
 """ResNeXt-50 (32x4d) model plugin: the Ascend ModelZoo ResNeXt50_for_TensorFlow recipe.
 
-Hooks only; the layers live in ``model``, the recipe (schedule, optimizer, loss scale,
-finetune) in ``recipe``, the input pipelines in ``data``. Nothing here imports TensorFlow.
+The task and the hooks only; the layers live in ``model``, the recipe (schedule, optimizer,
+loss scale, finetune) in ``recipe``, the input pipelines in ``data``. Nothing here imports
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from harness import BenchError, ModelSpec, hookimpl
+from harness import BenchError, ModelSpec, Task, hookimpl
 
 if TYPE_CHECKING:
     from harness import Case, RunContext
@@ -42,19 +43,6 @@ PARAMS: dict[str, Any] = {
     "restore_path": None,          # name-based checkpoint to finetune from
     "restore_exclude": [],         # variable-name prefixes not restored, e.g. [dense]
 }
-
-# What the log line needs from the last build_model of a case (keyed by case name): the
-# last step's cross-entropy variable and the LR schedule (the line shows the rate of the
-# interval's last step, as the seed's does; the runner's record has the next step's).
-_BUILT: dict[str, tuple[Any, Any, Any]] = {}
-_EXAMPLES: dict[tuple, int] = {}
-
-
-@hookimpl
-def register_models(registry: Any) -> None:
-    registry.add(MODEL, description="ResNeXt-50 32x4d, Ascend ModelZoo recipe (ImageNet)",
-                 params=PARAMS, sources=("synthetic", "tfrecord"), version=__version__)
-
 
 def check_params(case: Case) -> None:
     """Value checks beyond the registry's type checks, and that the TFRecord files exist;
@@ -104,112 +92,112 @@ def check_params(case: Case) -> None:
             split_files(case, "eval")
 
 
+class ResNeXt50Task(Task):
+    """One run of a resnext50 case: the train-set size (counted once per run) and what the
+    log line reads off the last build (the last step's cross-entropy and the LR schedule:
+    the line shows the rate of the interval's last step, as the seed's does)."""
+
+    def __init__(self, case: Case) -> None:
+        super().__init__(case)
+        self._examples: int | None = None
+        self._cross_entropy: Any = None
+        self._schedule: Any = None
+
+    def validate(self) -> None:
+        check_params(self.case)
+        self.check_global_batch(max(self.case.devices) * self.case.batch_size)
+
+    def configure_npu(self, options: dict[str, Any]) -> None:
+        """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
+        (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
+        iterations_per_loop = train.steps_per_loop (npu default: the log interval, one host
+        round trip per log line)."""
+        case = self.case
+        if case.precision == "mixed":
+            options.setdefault("precision_mode", "allow_mix_precision")
+            options.setdefault("loss_scale", 1024)
+        options.setdefault("hcom_parallel", True)
+        options.setdefault("iterations_per_loop",
+                           case.train.steps_per_loop or case.train.log_every)
+
+    def train_examples(self) -> int:
+        """Train examples per epoch (counting the TFRecords takes minutes on ImageNet: once)."""
+        if self._examples is None:
+            from plugins.resnext50 import data
+
+            self._examples = data.train_examples(self.case)
+            if not self._examples:
+                raise BenchError(f"{self.case.source}: data.path: the train files hold no "
+                                 f"records")
+        return self._examples
+
+    def check_global_batch(self, global_batch: int) -> None:
+        """A global batch larger than the train split is bad input, found before the run."""
+        examples = self.train_examples()
+        if examples < global_batch:
+            raise BenchError(f"{self.case.source}: batch_size: the global batch "
+                             f"{global_batch} is larger than the {examples} train examples")
+
+    def build_dataset(self, split: str, ctx: RunContext) -> Any:
+        from plugins.resnext50 import data
+
+        case = self.case
+        examples = self.train_examples() if split == "train" else None
+        if examples is not None:
+            self.check_global_batch(ctx.global_batch_size)
+        build = data.synthetic_dataset if case.data.synthetic else data.tfrecord_dataset
+        return build(case, split, ctx, examples)
+
+    def build_model(self, ctx: RunContext) -> ModelSpec:
+        from plugins.resnext50 import model as layers
+        from plugins.resnext50 import recipe
+
+        case = self.case
+        arch = layers.Architecture.from_params(case.params)
+        impl = layers.resolve_grouped_conv(arch.grouped_conv, ctx.device_type)
+        if arch.groups > 1 and impl != arch.grouped_conv:
+            log.info("resnext50: grouped_conv auto -> %s on %s", impl, ctx.device_type)
+        arch = dataclasses.replace(arch, grouped_conv=impl)
+        net = layers.build_resnext(arch)
+        if case.params["restore_path"]:
+            recipe.restore_checkpoint(net, case.params["restore_path"],
+                                      list(case.params["restore_exclude"]), case.source,
+                                      ctx.assign)
+        schedule = recipe.case_schedule(case, ctx)
+        loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
+                                                    float(case.params["label_smoothing"]))
+        self._cross_entropy, self._schedule = last_cross_entropy, schedule
+        return ModelSpec(
+            model=net,
+            loss=loss,
+            optimizer=recipe.make_optimizer(case, schedule),
+            flops_per_sample=layers.forward_flops(net),
+            extra={"architecture": arch, "last_cross_entropy": last_cross_entropy},
+        )
+
+    def evaluate(self, model: Any, dataset: Any, ctx: RunContext) -> dict:
+        from plugins.resnext50.evaluation import top_k_accuracy
+
+        return top_k_accuracy(model, dataset, ctx)
+
+    def log_line(self, record: dict[str, Any], ctx: RunContext) -> str:
+        from plugins.resnext50.evaluation import modelzoo_line
+
+        total = float(record["loss"])
+        cross_entropy, schedule = self._cross_entropy, self._schedule
+        loss = float(ctx.numpy(cross_entropy)) if cross_entropy is not None else total
+        # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
+        lr = float(ctx.numpy(schedule(record["step"] - 1))) if schedule is not None \
+            else record.get("lr")
+        return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
+                             loss, total, lr)
+
+
 @hookimpl
-def validate_case(case: Case) -> None:
-    if case.model == MODEL:
-        check_params(case)
-        _check_global_batch(case, max(case.devices) * case.batch_size)
-
-
-def _check_global_batch(case: Case, global_batch: int) -> None:
-    """A global batch larger than the train split is bad input, found before the run."""
-    examples = _train_examples(case)
-    if examples < global_batch:
-        raise BenchError(f"{case.source}: batch_size: the global batch "
-                         f"{global_batch} is larger than the {examples} train examples")
-
-
-@hookimpl
-def configure_npu(case: Case, options: dict[str, Any]) -> None:
-    """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
-    (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
-    iterations_per_loop = train.steps_per_loop (npu default: the log interval, one host round
-    trip per log line)."""
-    if case.model != MODEL:
-        return
-    if case.precision == "mixed":
-        options.setdefault("precision_mode", "allow_mix_precision")
-        options.setdefault("loss_scale", 1024)
-    options.setdefault("hcom_parallel", True)
-    options.setdefault("iterations_per_loop", case.train.steps_per_loop or case.train.log_every)
-
-
-def _train_examples(case: Case) -> int:
-    from plugins.resnext50 import data
-
-    key = (case.data.source, case.data.path, case.params["train_examples"])
-    if key not in _EXAMPLES:
-        _EXAMPLES[key] = data.train_examples(case)
-        if not _EXAMPLES[key]:
-            raise BenchError(f"{case.source}: data.path: the train files hold no records")
-    return _EXAMPLES[key]
-
-
-@hookimpl
-def build_dataset(case: Case, split: str, ctx: RunContext) -> Any:
-    if case.model != MODEL:
-        return None
-    from plugins.resnext50 import data
-
-    examples = _train_examples(case) if split == "train" else None
-    if examples is not None:
-        _check_global_batch(case, ctx.global_batch_size)
-    build = data.synthetic_dataset if case.data.synthetic else data.tfrecord_dataset
-    return build(case, split, ctx, examples)
-
-
-@hookimpl
-def build_model(case: Case, ctx: RunContext) -> ModelSpec | None:
-    if case.model != MODEL:
-        return None
-    from plugins.resnext50 import model as layers
-    from plugins.resnext50 import recipe
-
-    arch = layers.Architecture.from_params(case.params)
-    impl = layers.resolve_grouped_conv(arch.grouped_conv, ctx.device_type)
-    if arch.groups > 1 and impl != arch.grouped_conv:
-        log.info("resnext50: grouped_conv auto -> %s on %s", impl, ctx.device_type)
-    arch = dataclasses.replace(arch, grouped_conv=impl)
-    net = layers.build_resnext(arch)
-    if case.params["restore_path"]:
-        recipe.restore_checkpoint(net, case.params["restore_path"],
-                                  list(case.params["restore_exclude"]), case.source, ctx.assign)
-    schedule = recipe.case_schedule(case, ctx)
-    loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
-                                                float(case.params["label_smoothing"]))
-    _BUILT[case.name] = (last_cross_entropy, schedule, ctx)
-    return ModelSpec(
-        model=net,
-        loss=loss,
-        optimizer=recipe.make_optimizer(case, schedule),
-        flops_per_sample=layers.forward_flops(net),
-        extra={"architecture": arch, "last_cross_entropy": last_cross_entropy},
-    )
-
-
-@hookimpl
-def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | None:
-    if case.model != MODEL:
-        return None
-    from plugins.resnext50.evaluation import top_k_accuracy
-
-    return top_k_accuracy(model, dataset, ctx)
-
-
-@hookimpl
-def log_interval(case: Case, record: dict[str, Any]) -> str | None:
-    if case.model != MODEL:
-        return None
-    from plugins.resnext50.evaluation import modelzoo_line
-
-    cross_entropy, schedule, ctx = _BUILT.get(case.name, (None, None, None))
-    total = float(record["loss"])
-    loss = float(ctx.numpy(cross_entropy)) if cross_entropy is not None else total
-    # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
-    lr = float(ctx.numpy(schedule(record["step"] - 1))) if schedule is not None \
-        else record.get("lr")
-    return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
-                         loss, total, lr)
+def register_models(registry: Any) -> None:
+    registry.add(MODEL, task=ResNeXt50Task,
+                 description="ResNeXt-50 32x4d, Ascend ModelZoo recipe (ImageNet)",
+                 params=PARAMS, sources=("synthetic", "tfrecord"), version=__version__)
 
 
 @hookimpl
