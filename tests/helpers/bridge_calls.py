@@ -15,6 +15,11 @@ KINDS = ("NPUDistributedOptimizer", "NPUDistributedOptimizer.compute_gradients",
 
 
 @hookimpl
+def register_models(registry):
+    registry.extend("tiny_mlp")  # its log_interval answers for the tiny model
+
+
+@hookimpl
 def log_interval(case, record):
     bridge = sys.modules.get("npu_bridge")
     if bridge is None or record["step"] != record["total_steps"]:
