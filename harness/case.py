@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DEVICE_AUTO = "auto"
 PRECISIONS = ("fp32", "mixed")
 LAUNCHERS = ("inline", "process", "auto")
+ENGINES = ("auto", "eager", "graph")
 # Ranges of what a run hands to TensorFlow and NumPy: steps and counts are int64 there, the
 # seed goes to np.random.seed (< 2**32), batch dimensions to int32 shapes on several kernels.
 INT64_MAX = 2**63 - 1
@@ -305,6 +306,8 @@ class Case:
     launcher: str = _key("auto", _Str(choices=LAUNCHERS))
     repeat: int = _key(1, _Int(minimum=1))
     profile: ProfileSpec = _section(ProfileSpec)
+    # auto: eager on TF 2, graph (tf.compat.v1.Session) on TF 1.x and for graph-only adapters
+    engine: str = _key("auto", _Str(choices=ENGINES))
     plugins: tuple[str, ...] = _key((), _ModuleList())
     seed: int = _key(0, _Int(minimum=0, maximum=SEED_MAX))
     timeout: float | None = _key(None, _Float(positive=True, maximum=TIMEOUT_MAX_S,

@@ -17,13 +17,23 @@ def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict | No
     spec = ctx.model_spec
     if spec is None or not spec.metrics:
         return None
-    for metric in spec.metrics:
-        metric.reset_state()
-    for features, labels in dataset:
+    session = ctx.graph_session
+    ctx.reset_metrics(spec.metrics)
+    if session is None:
+        for features, labels in dataset:
+            outputs = model(features, training=False)
+            for metric in spec.metrics:
+                metric.update_state(labels, outputs)
+        return {metric.name: float(metric.result()) for metric in spec.metrics}
+    # Graph engine: the metrics' update ops run batch by batch in its session.
+    def update(features: Any, labels: Any) -> Any:
         outputs = model(features, training=False)
-        for metric in spec.metrics:
-            metric.update_state(labels, outputs)
-    return {metric.name: float(metric.result()) for metric in spec.metrics}
+        return [metric.update_state(labels, outputs) for metric in spec.metrics]
+
+    for _ in ctx.map_batches(update, dataset):
+        pass
+    values = session.run([metric.result() for metric in spec.metrics])
+    return {metric.name: float(v) for metric, v in zip(spec.metrics, values)}
 
 
 @hookimpl(trylast=True)

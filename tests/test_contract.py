@@ -9,6 +9,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
+from engines import multi_device
 
 from harness import BenchError, ModelSpec, Task, hookimpl
 from harness.plugins import load_plugins
@@ -52,10 +53,15 @@ class LinearTask(Task):
                          optimizer=keras.optimizers.SGD(learning_rate=self.case.params["lr"]))
 
     def evaluate(self, model, dataset, ctx):
+        from harness.tfcompat import tf
+
+        def sums(x, y):  # ctx.map_batches: a tf.function eagerly, the session's graph on TF 1
+            return tf.reduce_sum(tf.square(model(x) - y)), tf.shape(x)[0]
+
         total, count = 0.0, 0
-        for x, y in dataset:
-            total += float(((model(x) - y) ** 2).numpy().sum())
-            count += int(x.shape[0])
+        for error, examples in ctx.map_batches(sums, dataset):
+            total += float(error)
+            count += int(examples)
         return {"mse": total / count, "examples": float(count)}
 
     def log_line(self, record, ctx):
@@ -87,7 +93,7 @@ def _greedy_build_model(case, ctx):  # forgets "if case.model != ...: return Non
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4)])
     return ModelSpec(model=model, optimizer=keras.optimizers.SGD(0.1),
                      loss=keras.losses.SparseCategoricalCrossentropy(
-                         from_logits=True, reduction=keras.losses.Reduction.NONE))
+                         from_logits=True, reduction="none"))  # TF 1.15: no keras.losses.Reduction
 
 
 def greedy(name, extends=None):
@@ -104,6 +110,7 @@ def greedy(name, extends=None):
 # --- tasks ---------------------------------------------------------------------------------
 
 
+@multi_device  # 2 devices in one process
 def test_a_task_answers_its_model_keeps_its_state_and_the_report_names_it(bench_run):
     INSTANCES.clear()
     outcome = bench_run(linear_case(devices=[1, 2]), plugins=[LINEAR])
@@ -260,6 +267,7 @@ def test_bench_run_with_a_misspelled_hook_exits_2_in_one_line(tmp_path, bench_cl
 # --- what the runner checks --------------------------------------------------------------------
 
 
+@multi_device  # 2 devices in one process
 def test_a_scalar_loss_is_refused_naming_the_plugin(bench_run):
     outcome = bench_run(linear_case(devices=[2, 1], params={"scalar_loss": True}),
                         plugins=[LINEAR])

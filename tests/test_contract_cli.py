@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from engines import multi_device
 
 from harness.testing import write_case
 
@@ -126,6 +127,7 @@ def test_a_broken_installed_plugin_can_be_disabled_and_does_not_break_help(tmp_p
     assert wrong.returncode == 2 and "-p broken: expected no:NAME" in wrong.stderr
 
 
+@multi_device
 def test_eval_covers_the_whole_split_inline_and_with_process_workers(tmp_path):
     """One case file: 1 device inline, then 2 devices inline (more devices than the first
     case: logical CPU devices are planned for all cases before TensorFlow starts), then 2

@@ -84,12 +84,9 @@ def _run(config, fetch_fn=lambda: tf.constant(1.0) * 2):
 
 def test_the_fake_works_alone_when_only_it_is_importable(tmp_path, monkeypatch):
     """For "only npu_bridge installed" tests: link the package into a folder of its own."""
-    for var in ENV:
-        monkeypatch.delenv(var, raising=False)
-    site = tmp_path / "site"
-    site.mkdir()
-    os.symlink(os.path.join(FAKES, "npu_bridge"), str(site / "npu_bridge"))
-    monkeypatch.syspath_prepend(str(site))
+    from adapter_site import only_adapter
+
+    only_adapter(tmp_path, monkeypatch, "npu_bridge", ENV)
     _forget()
     try:
         import importlib.util

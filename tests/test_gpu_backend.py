@@ -6,6 +6,7 @@ import json
 from types import MappingProxyType
 
 import pytest
+from engines import eager_api
 from fake_tools import install_tool
 
 from harness.case import Case
@@ -29,6 +30,7 @@ def test_precision_policies_per_device():
     assert CpuBackend().precision_policy(_case("fp32"), {}) == "float32"
 
 
+@eager_api  # TF 2 Keras' LossScaleOptimizer attributes (dynamic, loss_scale)
 def test_mixed_precision_gets_a_dynamic_loss_scale_unless_told_otherwise():
     from harness import tfcompat
     from harness.tfcompat import keras

@@ -6,7 +6,7 @@ import os
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
-from conftest import forget_modules as _forget
+from engines import tf2_adapter
 
 from harness.case import Case
 from harness.devices.npu import NpuBackend
@@ -106,6 +106,7 @@ def test_several_npus_need_the_process_launcher(fake_npu, monkeypatch):
     assert not _opens(fake_npu)
 
 
+@tf2_adapter
 def test_loss_scaling_uses_the_adapters_optimizer(fake_npu):
     from harness.tfcompat import keras
 
@@ -150,6 +151,7 @@ def build_dataset(case, split, ctx):
 RECORDER = SimpleNamespace(__name__="ctx_recorder", build_dataset=build_dataset)
 
 
+@tf2_adapter
 def test_auto_picks_npu_and_mixed_precision_trains_with_loss_scaling(fake_npu, bench_run, tiny,
                                                                     tiny_case):
     tiny_case.update(device="auto", precision="mixed",
@@ -167,6 +169,7 @@ def test_auto_picks_npu_and_mixed_precision_trains_with_loss_scaling(fake_npu, b
     assert result["loss"]["last"] < result["loss"]["first"]
 
 
+@tf2_adapter
 def test_rank_size_two_shards_the_data_and_all_reduces(fake_npu, bench_run, tiny, tiny_case,
                                                        tmp_path, monkeypatch):
     table = tmp_path / "rank_table.json"
@@ -209,22 +212,6 @@ def test_invalid_precision_mode_is_one_line_naming_file_and_key(fake_npu, bench_
         f"{', '.join(PRECISION_MODES)}, got 'fp16'")
     assert not out.exists()
     assert not _opens(fake_npu)
-
-
-def test_only_npu_bridge_says_so(bench_cli, tmp_path, tiny_case, monkeypatch):
-    bridge = tmp_path / "site" / "npu_bridge"
-    bridge.mkdir(parents=True)
-    (bridge / "__init__.py").write_text("raise ImportError('needs TensorFlow 1.15')\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    try:
-        assert not NpuBackend.available()
-        path = _cli_case(tmp_path, tiny_case, device="npu")
-        result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--plugin", "tiny_model")
-    finally:
-        _forget("npu_bridge")
-    assert result.exit_code == 2
-    assert "only npu_bridge, the TF 1.15 adapter, is installed" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_npu_memory_and_profile_through_npu_smi_and_the_adapter(fake_npu, bench_run, tiny,
@@ -280,6 +267,7 @@ def _record_launches(monkeypatch, fake):
     return launches
 
 
+@tf2_adapter
 def test_the_npu_loop_size_is_the_cases_n_before_every_launch(fake_npu, bench_run, tiny,
                                                              tiny_case, monkeypatch):
     launches = _record_launches(monkeypatch, fake_npu)
@@ -298,6 +286,7 @@ def test_the_npu_loop_size_is_the_cases_n_before_every_launch(fake_npu, bench_ru
     assert names.index("as_default") < names.index("set_npu_loop_size")
 
 
+@tf2_adapter
 def test_a_shorter_last_loop_gets_its_own_loop_size(fake_npu, bench_run, tiny, tiny_case,
                                                     monkeypatch):
     launches = _record_launches(monkeypatch, fake_npu)

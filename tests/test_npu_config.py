@@ -145,8 +145,10 @@ def test_bench_npu_config_prints_all_three(bench_cli, tmp_path, tiny_case):
     assert "options.precision_mode = 'allow_mix_precision'" in out
     assert "custom_op.name = 'NpuOptimizer'" in out
     assert 'custom_op.parameter_map["hcom_parallel"].b = True' in out
-    assert "run_config = NPURunConfig(" in out and "iterations_per_loop=1," in out
-    # TF 2: the loop size of train.steps_per_loop (npu default: log_every, 5 here)
+    # TF 2's loop size and TF 1.15's iterations_per_loop: train.steps_per_loop (npu default:
+    # log_every, 5 here)
+    assert "run_config = NPURunConfig(" in out and "iterations_per_loop=5," in out
+    assert 'custom_op.parameter_map["iterations_per_loop"].i = 5' in out
     assert "npu_device.set_npu_loop_size(5)" in out
     data = json.loads(bench_cli("npu-config", path, "--plugin", "tiny_model", "--json",
                                 "--set", "npu.iterations_per_loop=1000").stdout)

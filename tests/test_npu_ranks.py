@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from engines import tf2_adapter
 from fake_tools import install_tool
 
 from harness.errors import BenchError
@@ -19,6 +20,7 @@ PARAMS = {"weight_decay": 0.05, "shuffle": False, "init_seed_per_rank": True}
 TRAIN = {"steps": 12, "warmup_steps": 4, "log_every": 4}  # npu default: loops of 4
 
 
+@tf2_adapter
 def test_two_ranks_train_exactly_as_one_with_weight_decay(fake_npu, bench_run, tiny, tiny_case,
                                                           tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_HCCL_DIR", str(tmp_path / "hccl"))  # the ranks' collectives

@@ -6,6 +6,7 @@ import os
 from types import SimpleNamespace
 
 import pytest
+from engines import multi_device
 
 from harness.devices.cpu import CpuBackend
 from harness.errors import BenchError
@@ -59,6 +60,7 @@ def test_builtins_load_through_the_plugin_path():
     assert "report.md" in plugins.report_writers.names()
 
 
+@multi_device
 def test_third_party_device_and_writer(bench_run, tiny, tiny_case):
     CALLS.clear()
     outcome = bench_run({**tiny_case, "device": "recording", "devices": [1, 2]},

@@ -29,13 +29,14 @@ def test_the_example_imports_only_the_public_api():
     assert modules <= {"harness", "harness.tfcompat"}, modules
 
 
-def test_the_readme_plugin_trains_and_evaluates(bench_run, tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "graph"])  # graph: the builtin eval in a session
+def test_the_readme_plugin_trains_and_evaluates(bench_run, tmp_path, engine):
     path = tmp_path / "readme_bench_plugin.py"
     path.write_text(readme_plugin_source(), encoding="utf-8")
     spec = importlib.util.spec_from_file_location("readme_bench_plugin", path)
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
-    outcome = bench_run({"model": "linreg", "batch_size": 64,
+    outcome = bench_run({"model": "linreg", "batch_size": 64, "engine": engine,
                          "train": {"steps": 200, "warmup_steps": 5, "log_every": 20}},
                         plugins=[plugin])
     assert outcome.report["status"] == "ok", outcome.report["results"][0]["error"]

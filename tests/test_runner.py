@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from engines import eager_api, multi_device
 
 pytestmark = pytest.mark.core
 
@@ -85,6 +86,7 @@ def test_ctrl_c_is_interrupted_and_stops_later_device_counts(bench_run, tiny, ti
     assert outcome.report["results"][0]["measured_steps"] == 10
 
 
+@multi_device
 def test_device_counts_give_one_result_each_with_scaling(bench_run, tiny, tiny_case):
     tiny_case["devices"] = [1, 2]
     report = bench_run(tiny_case, plugins=[tiny]).report
@@ -127,6 +129,7 @@ def test_hooks_are_all_called(bench_run, tiny, tiny_case):
     assert os.path.exists(os.path.join(tiny.WRITTEN[-1][1], "report.json"))
 
 
+@eager_api
 def test_current_lr_reads_schedules_and_mirrored_rates():
     from harness.run.train_step import current_lr
     from harness.tfcompat import keras, tf

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from engines import multi_device
 
 from harness.testing import write_case
 
@@ -30,6 +31,7 @@ def test_a_loop_of_n_steps_trains_exactly_as_n_calls(bench_run, tiny, tiny_case)
     assert looped["measured_steps"] == per_step["measured_steps"] == 25
 
 
+@multi_device
 def test_loops_on_two_devices_keep_the_replicas_in_step(bench_run, tiny, tiny_case):
     tiny_case.update(devices=[2])
     report = _run(bench_run, tiny, tiny_case, steps=20, warmup_steps=4, log_every=8,

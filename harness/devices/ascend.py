@@ -34,6 +34,15 @@ def adapter_present(module: str) -> bool:
         return False
 
 
+def installed_adapter() -> str | None:
+    """The Ascend TF adapter in use: ``npu_device`` (TF 2) where importable, else
+    ``npu_bridge`` (TF 1.15), else None."""
+    for name in ("npu_device", "npu_bridge"):
+        if adapter_present(name):
+            return name
+    return None
+
+
 def toolkit_home(environ: Mapping[str, str] | None = None, root: str | None = None) -> str | None:
     """The CANN toolkit folder: what set_env.sh exports, else the default install places."""
     environ = os.environ if environ is None else environ
@@ -212,8 +221,7 @@ def fingerprint(environ: Mapping[str, str] | None = None, root: str | None = Non
     version, source = cann_version(home)
     smi = npu_smi_info()
     chips = smi["chips"] if smi else []
-    adapter = ("npu_device" if adapter_present("npu_device") else
-               "npu_bridge" if adapter_present("npu_bridge") else None)
+    adapter = installed_adapter()
     return {
         "cann_version": version,
         "cann_version_file": source,

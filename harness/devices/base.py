@@ -58,6 +58,12 @@ class DeviceBackend:
         """Training steps per compiled call when the case sets no ``train.steps_per_loop``."""
         return 1
 
+    @classmethod
+    def fixed_loop(cls) -> str | None:
+        """Why every launch must be exactly ``train.steps_per_loop`` steps (a device loop whose
+        length is fixed once), or None: a shorter last loop is fine."""
+        return None
+
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
         """Process-wide setup before TensorFlow initialises (logical devices, options)."""
 
@@ -66,9 +72,12 @@ class DeviceBackend:
         from the previous launch's (so before the first one too): a device that runs a
         compiled loop on its own learns the loop's length here."""
 
-    def broadcast(self, variables: list) -> None:
+    def broadcast(self, variables: list) -> Any:
         """Make every process's ``variables`` rank 0's, once after the model is built (a
-        one-process-per-device launch); ``tf.distribute`` strategies do this themselves."""
+        one-process-per-device launch); ``tf.distribute`` strategies do this themselves.
+        In a graph the variables have no values yet: return the op that does it, which the
+        graph engine runs once after initializing them (None: nothing to run)."""
+        return None
 
     def strategy(self, count: int, workers: int = 1) -> Any:
         """The ``tf.distribute.Strategy`` over ``count`` local devices in each of ``workers``
@@ -114,3 +123,30 @@ class DeviceBackend:
 
     def environment(self) -> dict[str, Any]:
         return {}
+
+    # -- the graph engine (TF 1.x sessions, engine: graph; harness/run/graph_engine.py) --------
+
+    @classmethod
+    def graph_only(cls) -> str | None:
+        """Why this backend trains only through the graph engine (e.g. its adapter runs
+        sessions only), or None."""
+        return None
+
+    def graph_session_config(self, steps_per_loop: int) -> Any:
+        """The graph engine's ``tf.compat.v1.ConfigProto`` for loops of ``steps_per_loop``
+        steps (None: TensorFlow's default)."""
+        return None
+
+    def graph_optimizer(self, optimizer: Any) -> tuple[Any, int]:
+        """Wrap the graph engine's ``tf.compat.v1.train.Optimizer`` (loss scaling, gradient
+        averaging over ranks); returns it and how many ranks it averages the gradients over."""
+        return optimizer, 1
+
+    def loops_on_device(self) -> bool:
+        """Whether the device repeats the train op itself (:meth:`device_loop`); else the
+        graph engine loops with ``tf.while_loop``."""
+        return False
+
+    def device_loop(self, session: Any, train_op: Any, steps: int) -> Any:
+        """The op whose ``session.run`` makes the device run ``train_op`` ``steps`` times."""
+        return train_op

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 
 def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> float:
     """Best-of FLOP/s of a square matmul on the CPU: the peak that MFU divides by."""
+    from harness import tfcompat
     from harness.tfcompat import tf
 
+    if not tfcompat.executes_eagerly():
+        return _graph_matmul_flops(dtype, size, repeats)
     with tf.device("/cpu:0"):
         a = tf.random.normal((size, size), dtype=tf.float32)
         a = tf.cast(a, dtype)
@@ -33,6 +36,28 @@ def measure_matmul_flops(dtype: str, size: int = 1024, repeats: int = 8) -> floa
         for _ in range(repeats):
             start = time.perf_counter()
             matmul(a).numpy()
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
+
+
+def _graph_matmul_flops(dtype: str, size: int, repeats: int) -> float:
+    """The same probe in graph mode (TF 1.x, the graph engine): its own graph and session;
+    the product's op is run, not fetched, so no copy to Python is timed."""
+    from harness.tfcompat import tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.device("/cpu:0"):
+        a = tf.compat.v1.get_variable("a", initializer=tf.random.normal((size, size)),
+                                      use_resource=True)
+        x = tf.cast(a.read_value(), dtype)
+        product = tf.matmul(x, x).op
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run(a.initializer)
+        session.run(product)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            session.run(product)
             best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
 
@@ -73,19 +98,18 @@ class CpuBackend(DeviceBackend):
             os.environ[LOGICAL_DEVICES_ENV] = str(max_devices)
 
     def prepare(self, case: Case, max_devices: int, options: dict[str, Any]) -> None:
-        from harness.tfcompat import tf
+        from harness import tfcompat
 
         wanted = max(max_devices, int(os.environ.get(LOGICAL_DEVICES_ENV, "0") or 0))
-        physical = tf.config.list_physical_devices("CPU")
+        physical = tfcompat.physical_devices("CPU")
         try:
-            tf.config.set_logical_device_configuration(
-                physical[0], [tf.config.LogicalDeviceConfiguration()] * wanted)
+            tfcompat.set_logical_devices(physical[0], wanted)
         except RuntimeError:
             pass  # already initialised in this process: check below what it has
         if max_devices == 1:
             return  # listing logical devices would start the runtime, before a worker's
             # MultiWorkerMirroredStrategy has configured its collective ops
-        have = len(tf.config.list_logical_devices("CPU"))
+        have = len(tfcompat.logical_devices("CPU"))
         if have < max_devices:
             raise BenchError(
                 f"{case.source}: devices: {max_devices} CPU devices wanted, but TensorFlow was "

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 
 def _gpus() -> list:
-    from harness.tfcompat import tf
+    from harness import tfcompat
 
-    return tf.config.list_physical_devices("GPU")
+    return tfcompat.physical_devices("GPU")
 
 
 def nvidia_smi(fields: str = "name,driver_version,memory.total") -> list[dict[str, str]]:
@@ -54,7 +54,7 @@ def tf_gpu_names() -> list[str]:
     for gpu in _gpus():
         try:
             names.append(tf.config.experimental.get_device_details(gpu).get("device_name", ""))
-        except (RuntimeError, ValueError):
+        except (RuntimeError, ValueError, AttributeError):  # AttributeError: TF < 2.3
             names.append("")
     return names
 
@@ -62,7 +62,8 @@ def tf_gpu_names() -> list[str]:
 def tf32_enabled() -> bool:
     from harness.tfcompat import tf
 
-    return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+    enabled = getattr(tf.config.experimental, "tensor_float_32_execution_enabled", None)
+    return bool(enabled()) if enabled is not None else False  # TF < 2.4: no TF32 at all
 
 
 def peak_dtype(dtype: str, tf32: bool) -> str:
@@ -195,6 +196,17 @@ def register_devices(registry: Any) -> None:
     registry.add(GpuBackend)
 
 
+def _build_info(tf: Any) -> dict[str, Any]:
+    """``tf.sysconfig.get_build_info()`` (TF >= 2.3); on TF 1.15 only whether it is a CUDA
+    build (its build_info module holds no versions)."""
+    getter = getattr(tf.sysconfig, "get_build_info", None)
+    if getter is not None:
+        return dict(getter())
+    from tensorflow.python.platform import build_info
+
+    return {"is_cuda_build": bool(getattr(build_info, "is_cuda_build", False))}
+
+
 @hookimpl
 def environment(env: dict[str, Any]) -> None:
     """GPU names and driver from nvidia-smi; the CUDA/cuDNN TensorFlow was built against
@@ -205,7 +217,7 @@ def environment(env: dict[str, Any]) -> None:
         try:
             from harness.tfcompat import tf
 
-            info = tf.sysconfig.get_build_info()
+            info = _build_info(tf)
             # None on CPU-only builds (tensorflow-cpu 2.6.5 has no cuda_version key at all)
             build = {"cuda_build": info.get("cuda_version") if info.get("is_cuda_build") else None,
                      "cudnn_build": info.get("cudnn_version") if info.get("is_cuda_build") else None}

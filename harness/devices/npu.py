@@ -1,11 +1,13 @@
-"""NPU backend: Huawei Ascend through ``npu_device`` (the TF 2.6.5 adapter), one device per process.
+"""NPU backend: Huawei Ascend, one device per process, through whichever adapter is installed.
 
 The Ascend convention is one process per device (RANK_SIZE processes with RANK_ID,
-ASCEND_DEVICE_ID / DEVICE_ID and an HCCL rank table, started by ``launcher: process``); each
-process opens its device with ``npu_device.open(device_id).as_default()`` after setting
-``npu_device.global_options()``, shards the input by rank and all-reduces its gradients through
-``npu_device.distribute.all_reduce``. ``npu_bridge`` (TF 1.15) is only detected: zoobench needs
-TF 2, but ``bench env`` fingerprints such an install and ``bench npu-config`` renders its configs.
+ASCEND_DEVICE_ID / DEVICE_ID and an HCCL rank table, started by ``launcher: process``). With
+``npu_device`` (the TF 2.6.5 adapter) each process opens its device with
+``npu_device.open(device_id).as_default()`` after setting ``npu_device.global_options()``,
+shards the input by rank and all-reduces its gradients through
+``npu_device.distribute.all_reduce``. Where only ``npu_bridge`` (the TF 1.15 adapter) is
+installed, the case trains through the graph engine with the adapter's session config, loss
+scaling, distributed optimizer and device loop (:mod:`harness.devices.npu_bridge`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from harness.devices import ascend
+from harness.devices import npu_bridge as bridge
 from harness.devices.base import DeviceBackend
 from harness.devices.npu_config import global_option_values
 from harness.devices.options import FP16_MODES, OPTION_CHECKS, case_key, loss_scale, precision_mode
@@ -111,7 +114,8 @@ class NpuMemoryMonitor:
 
 class NpuBackend(DeviceBackend):
     name = "npu"
-    description = "Ascend NPU through npu_device (TF 2.6.5 adapter); one device per process"
+    description = ("Ascend NPU through npu_device (TF 2.6.5) or npu_bridge (TF 1.15, graph "
+                   "engine); one device per process")
     # Every tf.function goes through the adapter: host-only loops (the input probe) stay
     # eager, and the TF profiler gives way to the adapter's own profiling (npu.profiling).
     compiled_host_loops = False
@@ -121,19 +125,31 @@ class NpuBackend(DeviceBackend):
         self.options: dict[str, Any] = {}
         self.handle: Any = None
         self.chip: str | None = None
+        self.adapter: str | None = None
 
     @classmethod
     def available(cls) -> bool:
-        return ascend.adapter_present("npu_device")
+        return ascend.installed_adapter() is not None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        if ascend.adapter_present("npu_device"):
+        if ascend.installed_adapter() is not None:
             return None
-        if ascend.adapter_present("npu_bridge"):
-            return ("only npu_bridge, the TF 1.15 adapter, is installed; zoobench runs on TF 2 "
-                    "through npu_device (bench env and bench npu-config work with npu_bridge)")
-        return "the npu_device package (Ascend's TF 2 adapter, from tfplugin) is not importable"
+        return ("neither npu_device (Ascend's TF 2 adapter) nor npu_bridge (its TF 1.15 "
+                "adapter), from tfplugin, is importable")
+
+    @classmethod
+    def graph_only(cls) -> str | None:
+        if ascend.installed_adapter() == "npu_bridge":
+            return "npu runs through npu_bridge (the TF 1.15 adapter), in graph sessions only"
+        return None
+
+    @classmethod
+    def fixed_loop(cls) -> str | None:
+        if ascend.installed_adapter() == "npu_bridge":
+            return ("npu_bridge's device loop runs exactly iterations_per_loop steps per "
+                    "session run")
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -150,7 +166,11 @@ class NpuBackend(DeviceBackend):
 
     def set_loop_size(self, steps: int) -> None:
         """The adapter sinks a loop graph onto the device and runs its body the *loop size*
-        times, whatever ``steps`` the call passes: the two must agree on every call."""
+        times, whatever ``steps`` the call passes: the two must agree on every call. With
+        npu_bridge the loop is fixed when the graph engine builds its session (its config's
+        iterations_per_loop, ``util.set_iteration_per_loop``), and every launch runs it."""
+        if self.adapter == "npu_bridge":
+            return
         import npu_device
 
         setter = getattr(npu_device, "set_npu_loop_size", None)
@@ -161,10 +181,13 @@ class NpuBackend(DeviceBackend):
                              "set_npu_loop_size (adapters before r1.6.0); set it to 1")
         setter(int(steps))
 
-    def broadcast(self, variables: list) -> None:
+    def broadcast(self, variables: list) -> Any:
         """Rank 0's initial weights on every rank, as every ModelZoo TF 2 script does right
-        after building (the adapter skips it outside a multi-rank launch)."""
+        after building (the adapter skips it outside a multi-rank launch); with npu_bridge
+        the op the graph engine runs after init, as NPUBroadcastGlobalVariablesHook does."""
         size, _rank = rank_topology()
+        if size > 1 and self.adapter == "npu_bridge":
+            return bridge.broadcast(variables)
         if size > 1:
             import npu_device
 
@@ -174,6 +197,7 @@ class NpuBackend(DeviceBackend):
         reason = self.unavailable_reason()
         if reason:
             raise BenchError(f"{case.source}: device: npu: {reason}")
+        self.adapter = ascend.installed_adapter()
         size, rank = rank_topology()
         if max_devices > 1 and size == 1:
             raise BenchError(f"{case.source}: devices: {max_devices} NPUs run as {max_devices} "
@@ -182,6 +206,9 @@ class NpuBackend(DeviceBackend):
         if size > 1 and not (os.environ.get("RANK_TABLE_FILE") and "RANK_ID" in os.environ):
             raise BenchError(f"RANK_SIZE={size} needs RANK_TABLE_FILE and RANK_ID in the "
                              f"environment (launcher: process sets them)")
+        if self.adapter == "npu_bridge":
+            self._prepare_bridge(options, size, rank)
+            return
         import npu_device
 
         if case.profile.enabled and not options.get("profiling"):
@@ -213,6 +240,16 @@ class NpuBackend(DeviceBackend):
         smi = ascend.npu_smi_info()
         self.chip = ascend.chip_summary(smi["chips"]) if smi else None
 
+    def _prepare_bridge(self, options: dict[str, Any], size: int, rank: int) -> None:
+        """npu_bridge reads its options from the session config (built per device count by
+        :meth:`graph_session_config`); nothing is opened up front."""
+        bridge.check_environment(size)
+        options.update(precision_mode=precision_mode(options), npu_device_id=device_id(options, rank),
+                       rank_size=size, rank_id=rank, adapter="npu_bridge")
+        self.options = options
+        smi = ascend.npu_smi_info()
+        self.chip = ascend.chip_summary(smi["chips"]) if smi else None
+
     def strategy(self, count: int, workers: int = 1) -> Any:
         from harness.tfcompat import tf
 
@@ -231,6 +268,8 @@ class NpuBackend(DeviceBackend):
         size, _rank = rank_topology()
         if size <= 1:
             return values
+        if self.adapter == "npu_bridge":
+            return bridge.all_reduce(values)
         import npu_device
 
         from harness.tfcompat import tf
@@ -249,6 +288,8 @@ class NpuBackend(DeviceBackend):
         from harness import tfcompat
 
         scale = loss_scale(options, wanted=precision_mode(options) in FP16_MODES)
+        if self.adapter == "npu_bridge":
+            return optimizer  # scaled in the graph (graph_optimizer), as TF 1.15 scripts do
         if scale is None or tfcompat.is_loss_scale_optimizer(optimizer):
             return optimizer
         import npu_device
@@ -272,6 +313,29 @@ class NpuBackend(DeviceBackend):
             return None
         peak = lookup(self.chip, effective_dtype(precision_mode(self.options)))
         return count * peak if peak else None
+
+
+    # -- the graph engine: npu_bridge (TF 1.15) -------------------------------------------
+
+    def _bridge(self, what: str) -> None:
+        if self.adapter != "npu_bridge":
+            raise BenchError(f"engine: graph on npu runs through npu_bridge (TF 1.15); with "
+                             f"npu_device ({what}) use the eager engine (engine: auto)")
+
+    def graph_session_config(self, steps_per_loop: int) -> Any:
+        self._bridge("session config")
+        return bridge.session_config(self.options, steps_per_loop,
+                                     int(self.options.get("npu_device_id", 0)))
+
+    def graph_optimizer(self, optimizer: Any) -> tuple[Any, int]:
+        self._bridge("optimizer")
+        return bridge.graph_optimizer(optimizer, self.options, rank_topology()[0])
+
+    def loops_on_device(self) -> bool:
+        return self.adapter == "npu_bridge"
+
+    def device_loop(self, session: Any, train_op: Any, steps: int) -> Any:
+        return bridge.device_loop(session, train_op, steps)
 
 
 @hookimpl

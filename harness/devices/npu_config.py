@@ -233,6 +233,10 @@ def npu_config_command(cases: tuple[str, ...], overrides: tuple[str, ...],
     documents = []
     for case in resolved:
         options = device_options(case, plugins)
+        loop_size = case.train.steps_per_loop or case.train.log_every  # the npu default
+        # the TF 1.15 loop is train.steps_per_loop too, as bench run's (npu.iterations_per_loop:
+        # kept for scripts of one's own)
+        options.setdefault("iterations_per_loop", loop_size)
         values = global_option_values(options)
         config = session_config(options)
         kwargs = run_config_kwargs(options)
@@ -248,7 +252,6 @@ def npu_config_command(cases: tuple[str, ...], overrides: tuple[str, ...],
             continue
         click.echo(f"# {case.source}: {case.name}\n")
         click.echo("## TF 2.6.5 + npu_device (what bench run sets)\n")
-        loop_size = case.train.steps_per_loop or case.train.log_every  # the npu default
         click.echo(global_options_source(values, loop_size) + "\n")
         click.echo("## TF 1.15 + npu_bridge: session config (sess.run scripts)\n")
         click.echo(session_config_source(config) + "\n")

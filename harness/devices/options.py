@@ -27,6 +27,11 @@ FP16_MODES = ("allow_mix_precision", "allow_fp32_to_fp16", "force_fp16",
               "allow_mix_precision_fp16", "cube_fp16in_fp32out")
 DUMP_MODES = ("input", "output", "all")
 DUMP_DEBUG_MODES = ("all", "aicore_overflow", "atomic_overflow")
+# ExponentialUpdateLossScaleManager's arguments (npu_bridge; contrib's names) for a dynamic
+# loss scale on TF 1.15: the Ascend ModelZoo TF 1.15 scripts' values (BERT's optimization.py:
+# init 2**32, grow every 1000 finite steps, shrink x0.5 after 2 overflows; incr_ratio default).
+DYNAMIC_LOSS_SCALE = {"init_loss_scale": 2.0**32, "incr_every_n_steps": 1000,
+                      "decr_every_n_nan_or_inf": 2, "incr_ratio": 2.0, "decr_ratio": 0.5}
 PROFILING_TRACES = ("training_trace", "task_trace", "op_trace", "aicpu", "hccl", "l2",
                     "msproftx", "runtime_api", "aic_metrics")
 # aic_metrics takes an AI Core metric group, not "on" (CANN profiler aclprofAicoreMetrics;
@@ -77,6 +82,17 @@ def _loss_scale(value: Any) -> str | None:
     return f"expected 'dynamic', 'none' or a number > 0, got {value!r}"
 
 
+def _loss_scale_manager(value: Any) -> str | None:
+    if not isinstance(value, Mapping) or not value:
+        return f"expected a mapping of {', '.join(DYNAMIC_LOSS_SCALE)}, got {value!r}"
+    for key, number in value.items():
+        if key not in DYNAMIC_LOSS_SCALE:
+            return f"unknown argument {key!r}; expected {', '.join(DYNAMIC_LOSS_SCALE)}"
+        if _positive_number(number) is not None:
+            return f"{key}: expected a number > 0, got {number!r}"
+    return None
+
+
 def _device_ids(value: Any) -> str | None:
     if (isinstance(value, (list, tuple)) and value
             and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value)):
@@ -110,6 +126,7 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "device_ids": _device_ids,
     # gpu and npu
     "loss_scale": _loss_scale,
+    "loss_scale_manager": _loss_scale_manager,  # npu_bridge's dynamic scale (TF 1.15)
     "peak_tflops": _positive_number,
     "jit_compile": _bool,
 }
@@ -166,6 +183,14 @@ def loss_scale(options: Mapping[str, Any], wanted: bool) -> float | str | None:
     if value == "none":
         return None
     return value if value == "dynamic" else float(value)
+
+
+def dynamic_loss_scale(options: Mapping[str, Any]) -> dict[str, Any]:
+    """ExponentialUpdateLossScaleManager's keyword arguments: the defaults, amended by the
+    ``loss_scale_manager`` option (counts as ints, ratios and the scale as floats)."""
+    merged = {**DYNAMIC_LOSS_SCALE, **dict(options.get("loss_scale_manager") or {})}
+    counts = ("incr_every_n_steps", "decr_every_n_nan_or_inf")
+    return {k: int(v) if k in counts else float(v) for k, v in merged.items()}
 
 
 def profiling_json(value: Any, default_output: str) -> str:

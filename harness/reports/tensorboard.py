@@ -1,4 +1,8 @@
-"""TensorBoard scalars of every run (loss, lr, samples/s, eval metrics) through tf.summary."""
+"""TensorBoard scalars of every run (loss, lr, samples/s, eval metrics) through tf.summary.
+
+Eagerly (TF 2) ``tf.summary`` writes them; in graph mode (TF 1.x, the graph engine), where
+``tf.summary`` would only add ops to the graph, TF 1's event file writer writes the same scalar
+summaries (a float tensor with the ``scalars`` plugin's metadata, as tf.summary.scalar does)."""
 
 from __future__ import annotations
 
@@ -20,17 +24,35 @@ class TensorBoardSink:
     def __init__(self, folder: str) -> None:
         self.root = os.path.join(folder, FOLDER)
         self.writer: Any = None
+        self.graph_mode = False
 
     def run_start(self, case: Case, ctx: RunContext, total_steps: int, init_seconds: float) -> None:
+        from harness import tfcompat
         from harness.tfcompat import tf
 
-        self.writer = tf.summary.create_file_writer(os.path.join(self.root, f"devices_{ctx.devices}"))
+        logdir = os.path.join(self.root, f"devices_{ctx.devices}")
+        self.graph_mode = not tfcompat.executes_eagerly()
+        if self.graph_mode:
+            self.writer = tf.compat.v1.summary.FileWriter(logdir)
+        else:
+            self.writer = tf.summary.create_file_writer(logdir)
 
     def _scalars(self, step: int, values: dict[str, float | None]) -> None:
         if self.writer is None:
             return
         from harness.tfcompat import tf
 
+        if self.graph_mode:
+            v1 = tf.compat.v1
+            metadata = v1.SummaryMetadata(
+                plugin_data=v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+            summary = v1.Summary(value=[
+                v1.Summary.Value(tag=name, metadata=metadata,
+                                 tensor=tf.compat.v1.make_tensor_proto(float(value), tf.float32))
+                for name, value in values.items() if value is not None])
+            self.writer.add_summary(summary, step)
+            self.writer.flush()
+            return
         with self.writer.as_default():
             for name, value in values.items():
                 if value is not None:

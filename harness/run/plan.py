@@ -75,20 +75,26 @@ def resolve_device(case: Case, plugins: BenchPlugins) -> str:
 def resolve_steps_per_loop(case: Case, backend: Any) -> Case:
     """``case`` with ``train.steps_per_loop`` set: the case's own (checked when it was
     validated), else the device backend's default (npu: ``train.log_every``), checked here
-    against log_every, warmup and eval.every_steps (bad input, exit 2)."""
-    if case.train.steps_per_loop is not None:
-        return case
+    against log_every, warmup and eval.every_steps (bad input, exit 2). Where every loop has
+    the same length (npu_bridge's device loop) train.steps must be a multiple of it too."""
     from harness.devices.options import case_key
 
-    steps = int(backend.default_steps_per_loop(case))
-    problem = loop_problem(steps, case.train.log_every, case.train.warmup_steps,
-                           case.eval.every_steps, case.train.checkpoint_every,
-                           case.profile.start_step, case.profile.steps,
-                           origin=f", the {backend.name} default")
-    if problem:
-        raise BenchError(f"{case_key(case, problem[0])}: {problem[1]}; or set "
-                         f"train.steps_per_loop")
-    return replace(case, train=replace(case.train, steps_per_loop=steps))
+    if case.train.steps_per_loop is None:
+        steps = int(backend.default_steps_per_loop(case))
+        problem = loop_problem(steps, case.train.log_every, case.train.warmup_steps,
+                               case.eval.every_steps, case.train.checkpoint_every,
+                               case.profile.start_step, case.profile.steps,
+                               origin=f", the {backend.name} default")
+        if problem:
+            raise BenchError(f"{case_key(case, problem[0])}: {problem[1]}; or set "
+                             f"train.steps_per_loop")
+        case = replace(case, train=replace(case.train, steps_per_loop=steps))
+    steps = case.train.steps_per_loop
+    why = backend.fixed_loop()
+    if why and steps > 1 and case.train.steps is not None and case.train.steps % steps:
+        raise BenchError(f"{case_key(case, 'train.steps')}: must be a multiple of "
+                         f"train.steps_per_loop ({steps}) here: {why}")
+    return case
 
 
 def device_options(case: Case, plugins: BenchPlugins,

@@ -98,6 +98,7 @@ class Result:
     failed_in: str | None = _extra()  # build | train | eval, for a failed result
     faulty_plugin: str | None = _extra()  # the plugin that broke the contract (exit 2)
     served_by: dict[str, Any] | None = _extra()  # model hook -> the plugin that answered
+    engine: str | None = None  # eager | graph (harness/run/engine.py)
     window: dict[str, Any] | None = _extra()
     weights_digests: list[str] | None = _extra()
     # a count run as worker processes
@@ -260,6 +261,7 @@ def merge_ranks(template: Result, ranks: list[RankOutcome], outcome: LaunchOutco
 
     first = own[ranks[0].rank] if ranks else None
     if first is not None:
+        result.engine = first.engine
         result.loss = first.loss
         result.accuracy, result.evals = first.accuracy, first.evals
         result.time_to_accuracy_s, result.target_met = first.time_to_accuracy_s, first.target_met

@@ -19,14 +19,13 @@ from harness.errors import BenchError, PluginError
 from harness.model_hooks import ModelHooks
 from harness.run import checkpoints
 from harness.run.checks import check_train_batches, checked_loss, missing_target_metric
-from harness.run.engine import EagerEngine
+from harness.run.engine import GRAPH, EngineScope, engine_kind
 from harness.run.events import RunEvents
 from harness.run.input_probe import input_bound, input_only_intervals, time_pipeline
 from harness.run.memory import MemorySampler
 from harness.run.profile import ProfileWindow, adapter_profile
 from harness.run.result import Result, Status
 from harness.run.throughput import Interval
-from harness.run.train_step import current_lr
 
 if TYPE_CHECKING:
     from harness.case import Case
@@ -112,7 +111,8 @@ class Runner:
         intervals: list[Interval] = []
         start = time.perf_counter()
         try:
-            self._train(count, result, intervals, start)
+            with EngineScope(engine_kind(self.job.case, self.job.backend)) as scope:
+                self._train(count, result, intervals, start, scope)
             result.status = Status.OK
         except Stop as stop:
             result.status, result.error = stop.status, str(stop)
@@ -184,9 +184,10 @@ class Runner:
             options=dict(job.options),
         )
 
-    def prepare(self, count: int) -> RunContext:
-        """A fresh Keras session with the case's seed and precision, the strategy of
-        ``count`` devices and the context the hooks get."""
+    def prepare(self, count: int, graph: bool = False) -> RunContext:
+        """A fresh Keras session (``graph``: the engine scope's fresh graph, no reset inside
+        one on TF 1) with the case's seed and precision, the strategy of ``count`` devices
+        and the context the hooks get."""
         from harness import tfcompat
         from harness.tfcompat import keras
 
@@ -195,20 +196,23 @@ class Runner:
         workers = job.worker.world_size if job.worker else 1
         # A multi-worker strategy must exist before other TF work in the process.
         strategy = backend.strategy(count // workers, workers=workers)
-        keras.backend.clear_session()
+        if not graph:
+            keras.backend.clear_session()
         tfcompat.set_random_seed(case.seed)
         policy = backend.precision_policy(case, job.options)
         tfcompat.set_precision_policy(policy)
         return self._context(count, strategy, policy)
 
-    def _train(self, count: int, result: Result, intervals: list[Interval], start: float) -> None:
+    def _train(self, count: int, result: Result, intervals: list[Interval], start: float,
+               scope: EngineScope) -> None:
+        from harness import tfcompat
         from harness.run.plan import resolve_steps_per_loop
 
         job = self.job
         case, backend, model = job.case, job.backend, job.model_hooks
         case = resolve_steps_per_loop(case, backend)
         self.phase = "build"
-        ctx = self.prepare(count)
+        ctx = self.prepare(count, graph=scope.kind == GRAPH)
         strategy = ctx.strategy
         times = result.time
 
@@ -216,7 +220,7 @@ class Runner:
         if dataset is None:
             raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
         check_train_batches(dataset, ctx, model.who("build_dataset"))
-        cardinality = int(dataset.cardinality())
+        cardinality = tfcompat.dataset_cardinality(dataset)
         if cardinality > 0:
             ctx.steps_per_epoch = cardinality
             dataset = dataset.repeat()
@@ -241,7 +245,7 @@ class Runner:
             result.warmup_steps = case.train.warmup_steps
             self._input_only(count, ctx, dataset, total, result, intervals, start)
             return
-        if case.data.probe_batches:
+        if case.data.probe_batches and scope.kind != GRAPH:  # graph: only when asked (refused)
             began = time.perf_counter()
             self._probe(ctx, dataset, result)
             times["probe_s"] += time.perf_counter() - began
@@ -252,7 +256,7 @@ class Runner:
                 raise BenchError(f"no plugin built model {case.model!r}")
             spec.loss = checked_loss(spec.loss, model.who("build_model"))
             spec.optimizer = backend.wrap_optimizer(spec.optimizer, job.options)
-        backend.broadcast(spec.model.trainable_variables)
+        broadcast = backend.broadcast(spec.model.trainable_variables)
         ctx.model_spec = spec
         result.flops_per_sample = spec.flops_per_sample
         log_every = case.train.log_every
@@ -261,9 +265,24 @@ class Runner:
                     f"dimensions ({dataset.element_spec}); loops compile best with static "
                     f"shapes (drop_remainder=True), and the NPU adapter runs such a loop "
                     f"from the host")
-        engine = EagerEngine(strategy, spec, dataset, ctx.global_batch_size, replicas=count,
-                             all_reduce=backend.all_reduce, steps_per_loop=per_loop,
-                             capacity=max(log_every, per_loop))
+        engine = scope.build(strategy, spec, dataset, ctx.global_batch_size, backend,
+                             replicas=count, all_reduce=backend.all_reduce,
+                             steps_per_loop=per_loop, capacity=max(log_every, per_loop))
+        result.engine = scope.kind
+        if getattr(engine, "fixed_loop", False) and total % per_loop:
+            from harness.devices.options import case_key
+
+            raise BenchError(f"{case_key(case, 'train.epochs')}: {total} steps: the device "
+                             f"loop runs exactly train.steps_per_loop ({per_loop}) steps per "
+                             f"session run (the session config's iterations_per_loop); set "
+                             f"train.steps to a multiple of it")
+        ctx.graph_session = getattr(engine, "session", None)  # the plugins' eval runs there
+        ctx.loss_scale = getattr(engine, "loss_scale", None)
+        if broadcast is not None:  # a graph's broadcast op: rank 0's initialized weights
+            engine.run_once(broadcast)
+        if ctx.deferred_assignments:  # checkpoint values, once the graph's variables exist
+            engine.load(ctx.deferred_assignments)
+            ctx.deferred_assignments.clear()
         launcher = _Launcher(engine, backend)
         saver, step = self._checkpoints(count, spec, engine, result, total)
         first_step = step  # 0, or the step of the checkpoint resumed from
@@ -338,7 +357,7 @@ class Runner:
                       "steps": interval.steps, "samples": interval.samples,
                       "seconds": interval.seconds,
                       "samples_per_sec": interval.samples_per_sec, "loss": losses[-1],
-                      "mean_loss": mean_loss, "lr": current_lr(spec.optimizer, step),
+                      "mean_loss": mean_loss, "lr": engine.learning_rate(step),
                       "devices": count}
             job.progress.update(record)
             job.events.emit("interval", record=record, interval=interval.to_dict())
@@ -507,7 +526,7 @@ class Runner:
         fail a finished measurement."""
         try:
             return self.job.backend.peak_flops(count, dtype)
-        except (OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. a dtype the CPU probe has no kernel for
             self.job.log(f"peak FLOP/s unavailable ({type(exc).__name__}: {exc}); MFU left empty")
             return None
 
@@ -578,7 +597,7 @@ class _Launcher:
     """Launches through the engine, telling the backend the loop's length whenever it
     changes (before the first launch, and before a shorter last loop)."""
 
-    def __init__(self, engine: EagerEngine, backend: DeviceBackend) -> None:
+    def __init__(self, engine: Any, backend: DeviceBackend) -> None:
         self.engine, self.backend = engine, backend
         self.size = 0
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from harness.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_RUN_FAILED, BenchError
 from harness.reports.environment import capture_environment
 from harness.reports.store import SCHEMA, argv_string, new_run_folder, now_iso, write_report
+from harness.run.engine import EAGER, check_graph_engine, engine_kind
 from harness.run.events import RunEvents
 from harness.run.launch import DEFAULT_TIMEOUT_S, GRACE_S, InlineLauncher, ProcessLauncher
 from harness.run.plan import (
@@ -101,6 +102,12 @@ def execute(case: Case, plugins: BenchPlugins, out_root: str, progress: PlainPro
                             rank_table)
     model_hooks = plugins.model_hooks(case)  # the run's task: its state lives as long as the run
     model_hooks.validate()  # the model's own input checks: still bad input
+    if case.engine == EAGER:
+        engine_kind(case, backend_cls)  # eager where it cannot run is bad input too
+    wants_eager = (case.train.checkpoint_every or case.data.probe_steps or case.profile.enabled
+                   or resume or input_only)
+    if wants_eager:  # features of the eager engine (asking for the engine imports TF)
+        check_graph_engine(case, backend_cls, resume, input_only)
     backend = backend_cls()
     options = device_options(case, plugins, model_hooks)
     if inline:

@@ -93,8 +93,10 @@ class BertTask(Task):
             options.setdefault("precision_mode", "allow_mix_precision")
             options.setdefault("loss_scale", "dynamic")
         options.setdefault("hcom_parallel", True)
-        # One device loop per log line, as the seed's Estimator logs once per loop.
-        options.setdefault("iterations_per_loop", self.case.train.log_every)
+        # TF 1.15 configs' loop = train.steps_per_loop (npu default: one loop per log line, as
+        # the seed's Estimator logs once per loop)
+        train = self.case.train
+        options.setdefault("iterations_per_loop", train.steps_per_loop or train.log_every)
 
     def build_dataset(self, split: str, ctx: RunContext) -> Any:
         from plugins.bert import downstream, inputs
@@ -129,7 +131,7 @@ class BertTask(Task):
         if p["init_checkpoint"]:
             from plugins.bert.checkpoint import load_google_checkpoint
 
-            done = load_google_checkpoint(model, resolve_path(p["init_checkpoint"]))
+            done = load_google_checkpoint(model, resolve_path(p["init_checkpoint"]), ctx.assign)
             log.info("init_checkpoint %s: %d variables loaded, %d not in the checkpoint",
                      p["init_checkpoint"], len(done["loaded"]), len(done["missing"]))
         schedule = recipe.learning_rate_schedule(p["learning_rate"], p["warmup_steps"],
@@ -147,8 +149,8 @@ class BertTask(Task):
         from plugins.bert.recipe import evaluate as run_eval
 
         if downstream.is_downstream(self.case):
-            return downstream.evaluate(self.case, model, dataset)
-        return run_eval(model, dataset)
+            return downstream.evaluate(self.case, model, dataset, ctx)
+        return run_eval(model, dataset, ctx)
 
     def log_line(self, record: dict[str, Any], ctx: RunContext) -> str | None:
         """The ModelZoo BERT line: ``global_step = N, masked_lm_loss = .., next_sentence_loss =
@@ -157,9 +159,12 @@ class BertTask(Task):
         line)."""
         if self._trackers is None:
             return None
-        mlm, nsp = self._trackers.read_and_reset()
+        mlm, nsp = self._trackers.read_and_reset(ctx)
         spec = ctx.model_spec
-        scale = getattr(spec.optimizer, "loss_scale", None) if spec is not None else None
+        scale = ctx.loss_scale  # the graph engine's (the adapter's loss-scale manager)
+        if scale is None and spec is not None:
+            scale = getattr(spec.optimizer, "loss_scale", None)
+        scale = ctx.numpy(scale) if scale is not None else None
         lr = f", learning_rate = {record['lr']:.4e}" if record.get("lr") is not None else ""
         return (f"global_step = {record['step']}, masked_lm_loss = {mlm:.7g}, "
                 f"next_sentence_loss = {nsp:.7g}, total_loss = {mlm + nsp:.7g}, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from harness import BenchError
 
@@ -23,11 +23,13 @@ def find_checkpoint(path: str) -> str:
     return path
 
 
-def load_google_checkpoint(model: Any, path: str) -> dict[str, list[str]]:
+def load_google_checkpoint(model: Any, path: str,
+                           assign: Callable[[Any, Any], None] | None = None) -> dict[str, list[str]]:
     """Assign every variable of ``model`` found in the checkpoint (Google names such as
     ``bert/encoder/layer_0/attention/self/query/kernel``). A shape mismatch is an error;
     returns ``{"loaded": [...], "missing": [...]}`` (missing: left at their initial values,
-    as Google's init_from_checkpoint does, e.g. the ``cls/`` heads of a fine-tuned model)."""
+    as Google's init_from_checkpoint does, e.g. the ``cls/`` heads of a fine-tuned model).
+    ``assign(variable, value)`` sets a value (``ctx.assign``: deferred under the graph engine)."""
     from harness.tfcompat import tf
     from plugins.bert.modeling import google_variable_map
 
@@ -46,7 +48,11 @@ def load_google_checkpoint(model: Any, path: str) -> dict[str, list[str]]:
         if list(shapes[name]) != variable.shape.as_list():
             raise BenchError(f"{prefix}: {name}: shape {list(shapes[name])} in the checkpoint, "
                              f"{variable.shape.as_list()} in the model (check bert_config)")
-        variable.assign(reader.get_tensor(name).astype(variable.dtype.as_numpy_dtype))
+        value = reader.get_tensor(name).astype(variable.dtype.as_numpy_dtype)
+        if assign is None:
+            variable.assign(value)
+        else:
+            assign(variable, value)
         loaded.append(name)
     if not any(name.startswith("bert/") for name in loaded):
         raise BenchError(f"{prefix}: params.init_checkpoint: no BERT variables "

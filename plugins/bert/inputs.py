@@ -90,16 +90,18 @@ def tfrecord_dataset(files: list[str], ctx: RunContext, seq: int, predictions: i
                      training: bool, seed: int) -> Any:
     """Google's input_fn: files shuffled and interleaved, a 100-record shuffle buffer, an
     endless stream when training; one pass in order for eval."""
+    from harness import tfcompat
     from harness.tfcompat import tf
 
     check_first_record(files[0], seq, predictions)
-    autotune = tf.data.AUTOTUNE
+    autotune = tfcompat.autotune()
     if len(files) >= ctx.num_input_pipelines:
         names = ctx.shard(tf.data.Dataset.from_tensor_slices(files))
         if training:
             names = names.shuffle(len(files), seed=seed).repeat()
         records = names.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                                   num_parallel_calls=autotune, deterministic=not training)
+                                   num_parallel_calls=autotune,
+                                   **(tfcompat.unordered() if training else {}))
     else:
         records = ctx.shard(tf.data.TFRecordDataset(files))
         if training:

@@ -19,13 +19,20 @@ LAYER_NORM_EPSILON = 1e-12
 
 
 def activation(name: str) -> Any:
+    import math
+
     from harness.tfcompat import tf
 
-    if name == "gelu":  # Google BERT's gelu is the tanh approximation
-        return lambda x: tf.nn.gelu(x, approximate=True)
-    if name == "gelu_new":
-        return lambda x: tf.nn.gelu(x, approximate=True)
-    return {"relu": tf.nn.relu, "tanh": tf.tanh, "swish": tf.nn.silu}[name]
+    if name in ("gelu", "gelu_new"):  # Google BERT's gelu is the tanh approximation
+        if hasattr(tf.nn, "gelu"):
+            return lambda x: tf.nn.gelu(x, approximate=True)
+
+        def gelu(x: Any) -> Any:  # TF 1.15: Google's modeling.py formula, as tf.nn.gelu's
+            return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+        return gelu
+    silu = getattr(tf.nn, "silu", None) or tf.nn.swish  # TF 1.15 names it swish
+    return {"relu": tf.nn.relu, "tanh": tf.tanh, "swish": silu}[name]
 
 
 def relative_positions_table(length: int, depth: int, max_relative_position: int) -> Any:

@@ -47,9 +47,13 @@ def _optimizer_v2_base() -> Any:
 def adam_weight_decay(learning_rate: Any, weight_decay: float, epsilon: float,
                       clip_norm: float | None, beta_1: float = 0.9, beta_2: float = 0.999,
                       exclude: tuple[str, ...] = NO_DECAY) -> Any:
+    from harness import tfcompat
     from harness.tfcompat import tf
 
     base = _optimizer_v2_base()
+    # Keras' global_clipnorm came with TF 2.4; before (TF 1.15) the optimizer clips the
+    # gradients itself, with the same tf.clip_by_global_norm Google's create_optimizer uses.
+    own_clip = bool(clip_norm) and tfcompat.tf_version() < (2, 4)
 
     class AdamWeightDecay(base):
         _HAS_AGGREGATE_GRAD = True
@@ -62,6 +66,13 @@ def adam_weight_decay(learning_rate: Any, weight_decay: float, epsilon: float,
             self.epsilon = epsilon
             self.weight_decay_rate = weight_decay
             self.exclude_from_weight_decay = tuple(exclude)
+
+        def apply_gradients(self, grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
+            if own_clip:
+                pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+                clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
+                grads_and_vars = list(zip(clipped, [v for _, v in pairs]))
+            return super().apply_gradients(grads_and_vars, *args, **kwargs)
 
         def decays(self, var: Any) -> bool:
             return bool(self.weight_decay_rate) and not any(
@@ -110,7 +121,7 @@ def adam_weight_decay(learning_rate: Any, weight_decay: float, epsilon: float,
                           exclude_from_weight_decay=list(self.exclude_from_weight_decay))
             return config
 
-    kwargs = {"global_clipnorm": clip_norm} if clip_norm else {}
+    kwargs = {"global_clipnorm": clip_norm} if clip_norm and not own_clip else {}
     return AdamWeightDecay(**kwargs)
 
 
@@ -124,11 +135,11 @@ class LossTrackers:
         self.masked_lm = keras.metrics.Mean(name="masked_lm_loss")
         self.next_sentence = keras.metrics.Mean(name="next_sentence_loss")
 
-    def read_and_reset(self) -> tuple[float, float]:
-        values = float(self.masked_lm.result()), float(self.next_sentence.result())
-        self.masked_lm.reset_state()
-        self.next_sentence.reset_state()
-        return values
+    def read_and_reset(self, ctx: Any) -> tuple[float, float]:
+        """The means since the last call (``ctx`` runs them on either engine)."""
+        mlm, nsp = ctx.numpy([self.masked_lm.result(), self.next_sentence.result()])
+        ctx.reset_metrics([self.masked_lm, self.next_sentence])
+        return float(mlm), float(nsp)
 
 
 def per_example_losses(labels: dict[str, Any], outputs: dict[str, Any]) -> tuple[Any, Any]:
@@ -163,14 +174,13 @@ def pretraining_loss(trackers: LossTrackers | None = None) -> Any:
     return loss
 
 
-def evaluate(model: Any, dataset: Any) -> dict[str, float]:
+def evaluate(model: Any, dataset: Any, ctx: Any) -> dict[str, float]:
     """Masked-LM accuracy and loss (weighted over predicted positions), next-sentence accuracy
     and loss (over sequences), as Google's run_pretraining metric_fn."""
     import numpy as np
 
-    from harness.tfcompat import relaxed_function, tf
+    from harness.tfcompat import tf
 
-    @relaxed_function
     def sums(features: Any, labels: Any) -> Any:
         outputs = model(features, training=False)
         _, nsp = per_example_losses(labels, outputs)
@@ -188,8 +198,8 @@ def evaluate(model: Any, dataset: Any) -> dict[str, float]:
                          tf.cast(tf.size(nsp), tf.float32)])
 
     total = np.zeros(6, dtype=np.float64)
-    for features, labels in dataset:
-        total += sums(features, labels).numpy()
+    for batch in ctx.map_batches(sums, dataset):
+        total += batch
     mlm_hits, mlm_xent, weight, nsp_hits, nsp_xent, count = total
     if not count:
         return {}

@@ -110,13 +110,15 @@ class ResNeXt50Task(Task):
     def configure_npu(self, options: dict[str, Any]) -> None:
         """The seed's NPURunConfig: allow_mix_precision with a static loss scale of 1024
         (``npu: {loss_scale: dynamic}`` selects dynamic scaling), hcom_parallel, and
-        iterations_per_loop = the log interval (one host round trip per log line)."""
+        iterations_per_loop = train.steps_per_loop (npu default: the log interval, one host
+        round trip per log line)."""
         case = self.case
         if case.precision == "mixed":
             options.setdefault("precision_mode", "allow_mix_precision")
             options.setdefault("loss_scale", 1024)
         options.setdefault("hcom_parallel", True)
-        options.setdefault("iterations_per_loop", case.train.log_every)
+        options.setdefault("iterations_per_loop",
+                           case.train.steps_per_loop or case.train.log_every)
 
     def train_examples(self) -> int:
         """Train examples per epoch (counting the TFRecords takes minutes on ImageNet: once)."""
@@ -159,7 +161,8 @@ class ResNeXt50Task(Task):
         net = layers.build_resnext(arch)
         if case.params["restore_path"]:
             recipe.restore_checkpoint(net, case.params["restore_path"],
-                                      list(case.params["restore_exclude"]), case.source)
+                                      list(case.params["restore_exclude"]), case.source,
+                                      ctx.assign)
         schedule = recipe.case_schedule(case, ctx)
         loss, last_cross_entropy = recipe.make_loss(arch.num_classes,
                                                     float(case.params["label_smoothing"]))
@@ -175,16 +178,17 @@ class ResNeXt50Task(Task):
     def evaluate(self, model: Any, dataset: Any, ctx: RunContext) -> dict:
         from plugins.resnext50.evaluation import top_k_accuracy
 
-        return top_k_accuracy(model, dataset)
+        return top_k_accuracy(model, dataset, ctx)
 
     def log_line(self, record: dict[str, Any], ctx: RunContext) -> str:
         from plugins.resnext50.evaluation import modelzoo_line
 
         total = float(record["loss"])
         cross_entropy, schedule = self._cross_entropy, self._schedule
-        loss = float(cross_entropy.read_value()) if cross_entropy is not None else total
+        loss = float(ctx.numpy(cross_entropy)) if cross_entropy is not None else total
         # Step N ran with schedule(N - 1): the optimizer had taken N - 1 steps then.
-        lr = float(schedule(record["step"] - 1)) if schedule is not None else record.get("lr")
+        lr = float(ctx.numpy(schedule(record["step"] - 1))) if schedule is not None \
+            else record.get("lr")
         return modelzoo_line(record["step"], record.get("epoch"), record["samples_per_sec"],
                              loss, total, lr)
 

@@ -119,10 +119,11 @@ def tfrecord_dataset(case: Case, split: str, ctx: RunContext, examples: int | No
     this pipeline's files, so uneven shards never end an epoch early. Eval is one ordered
     pass over all validation files, on every pipeline (accuracy of the whole split).
     """
+    from harness import tfcompat
     from harness.tfcompat import tf
 
     p = case.params
-    autotune = tf.data.AUTOTUNE
+    autotune = tfcompat.autotune()
     files = split_files(case, split)
     size, dtype = int(p["image_size"]), ctx.compute_dtype
     if split == "eval":
@@ -138,17 +139,17 @@ def tfrecord_dataset(case: Case, split: str, ctx: RunContext, examples: int | No
         names = ctx.shard(names)
     names = names.shuffle(len(files), seed=ctx.seed, reshuffle_each_iteration=True).repeat()
     ds = names.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
-                          block_length=1, num_parallel_calls=autotune, deterministic=False)
+                          block_length=1, num_parallel_calls=autotune, **tfcompat.unordered())
     if len(files) < ctx.num_input_pipelines:
         ds = ctx.shard(ds)  # fewer files than pipelines: split the records instead
     ds = ds.shuffle(int(p["shuffle_buffer"]), seed=ctx.seed)
     area = float(p["crop_area_min"])
     ds = ds.map(parse_record, num_parallel_calls=autotune)
     ds = ds.map(lambda img, label: (preprocess_train(img, size, area, dtype), label),
-                num_parallel_calls=autotune, deterministic=False)
+                num_parallel_calls=autotune, **tfcompat.unordered())
     ds = ds.batch(ctx.pipeline_batch_size, drop_remainder=True)
     steps = max(1, (examples or 0) // ctx.global_batch_size)
-    ds = ds.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+    ds = tfcompat.with_cardinality(ds.take(steps), steps)
     return ds.prefetch(autotune)
 
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 
-def top_k_accuracy(model: Any, dataset: Any, k: int = 5) -> dict[str, float]:
+def top_k_accuracy(model: Any, dataset: Any, ctx: Any, k: int = 5) -> dict[str, float]:
     """Fraction of examples whose label is the arg-max (``top1``) or among the ``k`` largest
     logits (``top5``; k is capped at the class count)."""
     from harness.tfcompat import tf
 
-    @tf.function
     def counts(images: Any, labels: Any) -> Any:
         logits = tf.cast(model(images, training=False), tf.float32)
         labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-        top1 = tf.math.in_top_k(labels, logits, 1)
-        topk = tf.math.in_top_k(labels, logits, min(k, int(logits.shape[-1])))
+        # by name: TF 1.15's in_top_k takes (predictions, targets), TF 2's (targets, predictions)
+        top1 = tf.math.in_top_k(targets=labels, predictions=logits, k=1)
+        topk = tf.math.in_top_k(targets=labels, predictions=logits,
+                                k=min(k, int(logits.shape[-1])))
         return (tf.reduce_sum(tf.cast(top1, tf.int64)), tf.reduce_sum(tf.cast(topk, tf.int64)),
                 tf.size(labels, out_type=tf.int64))
 
     hit1 = hitk = total = 0
-    for images, labels in dataset:
-        a, b, n = counts(images, labels)
+    for a, b, n in ctx.map_batches(counts, dataset):
         hit1, hitk, total = hit1 + int(a), hitk + int(b), total + int(n)
     if not total:
         return {}

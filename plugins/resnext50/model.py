@@ -134,8 +134,12 @@ def native_grouped_gradients() -> bool:
     (``Gradients for grouped convolutions are not supported on CPU`` on TF 2.21 with oneDNN
     off, ``filter_size does not have enough elements`` on TF 2.6.5); oneDNN and cuDNN have them."""
     if "ok" not in _NATIVE_GRADIENTS:
+        from harness import tfcompat
         from harness.tfcompat import tf
 
+        if not tfcompat.executes_eagerly():
+            _NATIVE_GRADIENTS["ok"] = _graph_probe()
+            return _NATIVE_GRADIENTS["ok"]
         x = tf.zeros([1, 4, 4, 4])
         kernel = tf.zeros([3, 3, 2, 4])  # 2 groups
         try:
@@ -149,6 +153,25 @@ def native_grouped_gradients() -> bool:
     return _NATIVE_GRADIENTS["ok"]
 
 
+def _graph_probe() -> bool:
+    """The probe in graph mode (the graph engine on TF 2): the same grouped convolution and
+    its gradients, run in a session of their own graph."""
+    from harness.tfcompat import tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.zeros([1, 4, 4, 4])
+        kernel = tf.zeros([3, 3, 2, 4])  # 2 groups
+        y = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+        grads = tf.gradients(y, [x, kernel])
+    with tf.compat.v1.Session(graph=graph) as session:
+        try:
+            session.run(grads)
+            return True
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+            return False
+
+
 def resolve_grouped_conv(requested: str, device_type: str) -> str:
     """``auto``: the native grouped kernel where it trains (measured by the probe; it runs
     about 2x faster than the split form on this CPU with oneDNN on), else ``split``. On the
@@ -157,6 +180,13 @@ def resolve_grouped_conv(requested: str, device_type: str) -> str:
         return requested
     if device_type == "npu":
         return "native"
+    from harness import tfcompat
+
+    if tfcompat.tf_version() < (2, 0):
+        # TF 1.15's CPU kernels have no grouped convolution, forward included ("The Conv2D op
+        # currently does not support grouped convolutions on the CPU"), and a tiny probe of
+        # one crashed the process (glibc malloc assertion, measured here): no probe there.
+        return "native" if device_type == "gpu" else "split"
     return "native" if native_grouped_gradients() else "split"
 
 
@@ -169,7 +199,8 @@ def build_resnext(arch: Architecture) -> Any:
     from harness.tfcompat import keras
 
     conv_cls = grouped_conv2d_class()
-    l2 = keras.regularizers.L2(arch.weight_decay / 2) if arch.weight_decay else None
+    l2_class = getattr(keras.regularizers, "L2", None) or keras.regularizers.l2  # TF 1.15: l2
+    l2 = l2_class(arch.weight_decay / 2) if arch.weight_decay else None
 
     def conv(x: Any, filters: int, kernel: int, strides: int, name: str, groups: int = 1) -> Any:
         return conv_cls(filters, kernel, strides, groups, kernel_regularizer=l2,
@@ -217,10 +248,10 @@ def forward_flops(model: Any) -> float:
     total = 0.0
     for layer in model.layers:
         if isinstance(layer, conv_cls):
-            k_h, k_w, cin, cout = layer.kernel.shape
+            k_h, k_w, cin, cout = layer.kernel.shape.as_list()  # ints, also on TF 1.15
             _, h, w, _ = layer.output_shape
             total += 2.0 * k_h * k_w * cin * cout * h * w
         elif isinstance(layer, keras.layers.Dense):
-            cin, cout = layer.kernel.shape
+            cin, cout = layer.kernel.shape.as_list()
             total += 2.0 * cin * cout
     return total

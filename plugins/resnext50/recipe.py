@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness import BenchError
 
@@ -104,9 +104,10 @@ def make_loss(num_classes: int, label_smoothing: float) -> tuple[Any, Any]:
         if label_smoothing:
             onehot = tf.one_hot(labels, num_classes, dtype=tf.float32)
             onehot = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
-            per_example = tf.nn.softmax_cross_entropy_with_logits(onehot, logits)
+            per_example = tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits)
         else:
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                         logits=logits)
         last.assign(tf.reduce_mean(per_example))
         return per_example
 
@@ -134,10 +135,12 @@ def save_checkpoint(model: Any, prefix: str) -> str:
     return prefix
 
 
-def restore_checkpoint(model: Any, path: str, exclude: list[str], source: str) -> list[str]:
+def restore_checkpoint(model: Any, path: str, exclude: list[str], source: str,
+                       assign: Callable[[Any, Any], None] | None = None) -> list[str]:
     """Assign every model variable not under an ``exclude`` prefix from the name-based
     checkpoint at ``path``; returns the restored names. A missing variable or a shape that
-    differs is an error naming ``params.restore_path`` (exclude such layers explicitly)."""
+    differs is an error naming ``params.restore_path`` (exclude such layers explicitly).
+    ``assign(variable, value)`` sets a value (``ctx.assign``: deferred under the graph engine)."""
     from harness.tfcompat import tf
 
     where = f"{source}: params.restore_path"
@@ -159,6 +162,10 @@ def restore_checkpoint(model: Any, path: str, exclude: list[str], source: str) -
             raise BenchError(f"{where}: {name!r} has shape {list(variable.shape)}, the checkpoint "
                              f"{list(shapes[name])}; add {name.split('/')[0]!r} to "
                              f"params.restore_exclude")
-        variable.assign(tf.cast(reader.get_tensor(name), variable.dtype))
+        value = reader.get_tensor(name).astype(variable.dtype.as_numpy_dtype)
+        if assign is None:
+            variable.assign(value)
+        else:
+            assign(variable, value)
         restored.append(name)
     return restored

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from functools import cache
+from functools import lru_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEQ, PREDICTIONS, VOCAB = 64, 10, 2000
@@ -39,7 +39,7 @@ def write_text(path: str, docs: list[list[str]]) -> str:
     return path
 
 
-@cache
+@lru_cache(maxsize=None)
 def prepared() -> dict[str, str]:
     """Paths: train/eval text, vocab.txt, train/eval TFRecords, a tiny bert_config.json."""
     from harness.testing import run_cli

@@ -89,17 +89,20 @@ def build_model(case, ctx):
     # broadcasting rank 0's weights must undo)
     seed = case.seed + int(os.environ.get("BENCH_RANK", "0"))
     layers = [{}, {}]
+    # TF 1.15's tf.keras names its initializers in lower case only
+    glorot = getattr(keras.initializers, "GlorotUniform", None) or keras.initializers.glorot_uniform
     for index, layer in enumerate(layers):
         if p["init_seed_per_rank"]:
-            layer["kernel_initializer"] = keras.initializers.GlorotUniform(seed=seed + index)
+            layer["kernel_initializer"] = glorot(seed=seed + index)
         if p["weight_decay"]:
             layer["kernel_regularizer"] = keras.regularizers.l2(p["weight_decay"])
     inputs = keras.Input((p["features"],))
     hidden = keras.layers.Dense(p["hidden"], activation="relu", **layers[0])(inputs)
     logits = keras.layers.Dense(p["classes"], dtype="float32", **layers[1])(hidden)
     model = keras.Model(inputs, logits)
-    xent = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction=keras.losses.Reduction.NONE)
+    # TF 1.15's tf.keras.losses has no Reduction; its v2 namespace does
+    reduction = getattr(keras.losses, "Reduction", None) or tf.compat.v2.keras.losses.Reduction
+    xent = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction.NONE)
     faults = any(p[k] for k in ("sleep_ms", "warmup_sleep_ms", "nan_at_step", "fail_at_step",
                                 "exit_at_step", "hang_at_step"))
     hook = _step_hook(p, case.train.warmup_steps)
@@ -124,10 +127,14 @@ def build_model(case, ctx):
 def evaluate(case, model, dataset, ctx):
     if case.model != MODEL:
         return None
+    from harness.tfcompat import tf
+
+    def predict(features, labels):
+        return tf.argmax(model(features, training=False), axis=1, output_type=tf.int32), labels
+
     correct = total = 0
-    for features, labels in dataset:
-        predictions = np.argmax(model(features, training=False).numpy(), axis=1)
-        correct += int((predictions == labels.numpy()).sum())
+    for predictions, labels in ctx.map_batches(predict, dataset):
+        correct += int((predictions == labels).sum())
         total += len(predictions)
     return {"accuracy": correct / total}
 

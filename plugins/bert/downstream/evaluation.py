@@ -9,35 +9,32 @@ import numpy as np
 from plugins.bert.downstream import metrics
 
 
-def _outputs(model: Any, dataset: Any, keys: tuple[str, ...]) -> Any:
+def _outputs(model: Any, dataset: Any, ctx: Any, keys: tuple[str, ...]) -> Any:
     """Yields ``(labels as numpy, outputs as float32 numpy)`` per batch."""
     from harness.tfcompat import tf
 
-    @tf.function  # traced at most twice: full batches and the last one
-    def forward(features: Any) -> dict[str, Any]:
+    def forward(features: Any, labels: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         outputs = model(features, training=False)
-        return {k: tf.cast(outputs[k], tf.float32) for k in keys}
+        return labels, {k: tf.cast(outputs[k], tf.float32) for k in keys}
 
-    for features, labels in dataset:
-        out = forward(features)
-        yield ({k: v.numpy() for k, v in labels.items()}, {k: v.numpy() for k, v in out.items()})
+    yield from ctx.map_batches(forward, dataset)
 
 
-def classification(model: Any, dataset: Any) -> dict[str, float]:
+def classification(model: Any, dataset: Any, ctx: Any) -> dict[str, float]:
     gold: list[int] = []
     predicted: list[int] = []
-    for labels, out in _outputs(model, dataset, ("logits",)):
+    for labels, out in _outputs(model, dataset, ctx, ("logits",)):
         gold += labels["label_ids"][:, 0].tolist()
         predicted += out["logits"].argmax(-1).tolist()
     return metrics.classification_metrics(gold, predicted)
 
 
-def ner(model: Any, dataset: Any, label_list: tuple[str, ...]) -> dict[str, float]:
+def ner(model: Any, dataset: Any, ctx: Any, label_list: tuple[str, ...]) -> dict[str, float]:
     """Tags of each sentence's tokens (the first sub-token's prediction), windows joined back
     into sentences, scored entity by entity."""
     gold: dict[int, list[str]] = {}
     predicted: dict[int, list[str]] = {}
-    for labels, out in _outputs(model, dataset, ("logits",)):
+    for labels, out in _outputs(model, dataset, ctx, ("logits",)):
         best = out["logits"].argmax(-1)
         for row in range(len(best)):
             owner = int(labels["example_index"][row, 0])
@@ -48,12 +45,12 @@ def ner(model: Any, dataset: Any, label_list: tuple[str, ...]) -> dict[str, floa
     return metrics.ner_metrics([gold[i] for i in order], [predicted[i] for i in order])
 
 
-def reading(model: Any, dataset: Any, meta: dict[str, Any], n_best: int,
+def reading(model: Any, dataset: Any, ctx: Any, meta: dict[str, Any], n_best: int,
             max_answer_length: int) -> dict[str, float]:
     from plugins.bert.downstream.answers import predict_answers
 
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for labels, out in _outputs(model, dataset, ("start_logits", "end_logits")):
+    for labels, out in _outputs(model, dataset, ctx, ("start_logits", "end_logits")):
         for row, index in enumerate(labels["unique_ids"][:, 0].tolist()):
             results[index] = (out["start_logits"][row], out["end_logits"][row])
     answers = predict_answers(meta, results, n_best, max_answer_length)

@@ -83,6 +83,7 @@ def dataset(path: str, meta: dict[str, Any], ctx: RunContext, training: bool,
     """``(features, labels)`` batches: the three BERT inputs as features, the rest as labels
     (int32). Training: this pipeline's shard, shuffled each epoch, full batches only; eval:
     every record in file order. The cardinality is known, so ``train.epochs`` works."""
+    from harness import tfcompat
     from harness.tfcompat import tf
 
     shapes = meta["shapes"]
@@ -95,7 +96,7 @@ def dataset(path: str, meta: dict[str, Any], ctx: RunContext, training: bool,
                 {k: v for k, v in parsed.items() if k not in INPUTS})
 
     count = meta["count"]
-    records = tf.data.TFRecordDataset(path).apply(tf.data.experimental.assert_cardinality(count))
+    records = tfcompat.with_cardinality(tf.data.TFRecordDataset(path), count)
     if training:
         # Equal shards, so every worker derives the same steps per epoch.
         pipelines = ctx.num_input_pipelines
@@ -103,4 +104,5 @@ def dataset(path: str, meta: dict[str, Any], ctx: RunContext, training: bool,
         records = records.shuffle(min(count, SHUFFLE_BUFFER), seed=seed,
                                   reshuffle_each_iteration=True)
     batches = records.batch(ctx.pipeline_batch_size, drop_remainder=training)
-    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    autotune = tfcompat.autotune()
+    return batches.map(parse, num_parallel_calls=autotune).prefetch(autotune)

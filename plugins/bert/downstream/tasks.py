@@ -264,7 +264,7 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec:
     if p["init_checkpoint"]:
         from plugins.bert.checkpoint import load_google_checkpoint
 
-        done = load_google_checkpoint(bert, resolve_path(p["init_checkpoint"]))
+        done = load_google_checkpoint(bert, resolve_path(p["init_checkpoint"]), ctx.assign)
         encoder = [name for name in done["loaded"] if name.startswith("bert/")]
         log.info("init_checkpoint %s: %d encoder variables loaded", p["init_checkpoint"],
                  len(encoder))
@@ -280,14 +280,14 @@ def build_model(case: Case, ctx: RunContext) -> ModelSpec:
                             "labels": list(label_list)})
 
 
-def evaluate(case: Case, model: Any, dataset: Any) -> dict[str, float]:
+def evaluate(case: Case, model: Any, dataset: Any, ctx: RunContext) -> dict[str, float]:
     from plugins.bert.downstream import evaluation
 
     task = task_of(case)
     if task == READING:
         _, meta = records(case, training=False)
-        return evaluation.reading(model, dataset, meta, case.params["n_best_size"],
+        return evaluation.reading(model, dataset, ctx, meta, case.params["n_best_size"],
                                   case.params["max_answer_length"])
     if task == NER:
-        return evaluation.ner(model, dataset, labels(case))
-    return evaluation.classification(model, dataset)
+        return evaluation.ner(model, dataset, ctx, labels(case))
+    return evaluation.classification(model, dataset, ctx)
