@@ -140,3 +140,27 @@ def test_engine_eager_on_tf1_is_bad_input(bench_cli, tmp_path, tiny_case):
         f"bench: error: {path}: engine: eager cannot run: TensorFlow "
         f"{tfcompat.tf_version_string()} runs graph mode only here (no eager execution); "
         f"use graph or auto")
+
+
+@pytest.mark.parametrize("extra,args,key", [
+    ({"train": {"steps": 20, "warmup_steps": 4, "log_every": 4, "checkpoint_every": 8}}, (),
+     "train.checkpoint_every"),
+    ({"data": {"source": "synthetic", "probe_steps": 5}}, (), "data.probe_steps"),
+    ({"profile": {"start_step": 9, "steps": 4}}, (), "profile.steps"),
+    ({}, ("--input-only",), "--input-only"),
+])
+def test_eager_only_measurements_on_the_graph_engine_are_bad_input(bench_cli, tmp_path,
+                                                                   tiny_case, extra, args, key):
+    from harness.testing import write_case
+
+    case = {**tiny_case, "engine": "graph", **extra}
+    if "train" not in extra:
+        case["train"] = {"steps": 20, "warmup_steps": 4, "log_every": 4}
+    path = write_case(tmp_path, case)
+    result = bench_cli("run", path, "--out", str(tmp_path / "r"), "--plugin", "tiny_model",
+                       *args)
+    assert result.exit_code == 2 and not (tmp_path / "r").exists(), result.stderr
+    where = f"{path}: {key}" if not key.startswith("--") else key
+    assert result.stderr.strip() == (
+        f"bench: error: {where}: not available on the graph engine (TF 1.x or engine: graph) "
+        f"yet; it needs TF 2's eager engine")
