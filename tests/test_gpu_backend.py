@@ -106,6 +106,7 @@ def test_without_a_driver_the_run_says_why(tmp_path, monkeypatch, bench_cli, tin
     assert "device: 'gpu' is not available on this machine (no NVIDIA driver" in result.stderr
 
 
+@eager_api  # tf.config.experimental.get_memory_info / reset_memory_stats: TF >= 2.4
 def test_gpu_memory_is_the_allocator_peak_of_the_fullest_device(tmp_path, monkeypatch):
     # tf.config.experimental.get_memory_info / reset_memory_stats as TF documents them (no
     # GPU here): {"current": bytes, "peak": bytes} per "GPU:i"

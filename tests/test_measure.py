@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from engines import eager_engine
 
 from harness.errors import BenchError
 from harness.run.memory import MemorySampler, max_memory, proc_status
@@ -187,6 +188,7 @@ def test_real_data_training_records_the_pipeline_rate_and_bound(bench_run):
     assert "## Input pipeline" in _md(outcome)
 
 
+@eager_engine
 @pytest.mark.core
 def test_synthetic_data_is_not_probed_unless_asked(bench_run, tiny, tiny_case):
     result = bench_run(tiny_case, plugins=[tiny]).report["results"][0]
@@ -206,6 +208,7 @@ def _ckpt_case(tiny_case, **params):
     return tiny_case
 
 
+@eager_engine
 @pytest.mark.core
 def test_a_resumed_run_continues_the_uninterrupted_one(bench_run, tiny, tiny_case):
     whole = bench_run(_ckpt_case(dict(tiny_case)), plugins=[tiny]).report["results"][0]
@@ -244,6 +247,7 @@ def test_resume_without_a_checkpoint_is_bad_input(tmp_path, bench_run, bench_cli
     assert not os.path.exists(out)
 
 
+@eager_engine
 @pytest.mark.core
 def test_bench_evaluate_gives_one_row_per_checkpoint(tmp_path, bench_run, bench_cli, tiny,
                                                      tiny_case):
@@ -286,6 +290,7 @@ def test_bench_evaluate_of_a_run_without_checkpoints_is_bad_input(tmp_path, benc
 # --- profiles --------------------------------------------------------------------------------
 
 
+@eager_engine
 @pytest.mark.core
 def test_a_profile_window_writes_a_trace_outside_the_measured_window(bench_run, tiny, tiny_case):
     tiny_case["train"] = {"steps": 40, "warmup_steps": 5, "log_every": 10}
@@ -384,6 +389,7 @@ def _record_launches(monkeypatch):
     return launches
 
 
+@eager_engine
 @pytest.mark.core
 def test_a_resumed_run_in_loops_continues_the_uninterrupted_one(bench_run, tiny, tiny_case,
                                                                monkeypatch):
@@ -419,6 +425,7 @@ def test_a_resumed_run_in_loops_continues_the_uninterrupted_one(bench_run, tiny,
     assert "## Time" in md and "| checkpoint s |" in md and "<h3>Time</h3>" in _html(resumed)
 
 
+@eager_engine
 @pytest.mark.core
 def test_a_resumed_step_inside_a_loop_gets_a_shorter_first_loop(bench_run, tiny, tiny_case,
                                                                 monkeypatch):
@@ -444,6 +451,7 @@ def test_a_resumed_step_inside_a_loop_gets_a_shorter_first_loop(bench_run, tiny,
         assert loss == pytest.approx(tail[step], rel=1e-5)
 
 
+@eager_engine
 @pytest.mark.core
 def test_a_checkpoint_and_profile_window_in_loops(bench_run, tiny, tiny_case, monkeypatch):
     launches = _record_launches(monkeypatch)
@@ -485,6 +493,7 @@ def test_checkpoints_and_profiles_inside_a_loop_are_bad_input(tmp_path, bench_cl
     assert not out.exists()
 
 
+@eager_engine
 @pytest.mark.core
 @pytest.mark.parametrize("index, problem", [
     ('[{"step": 10, "path": "../../elsewhere"}]', "[0].path: expected a checkpoint name"),

@@ -214,6 +214,7 @@ def test_invalid_precision_mode_is_one_line_naming_file_and_key(fake_npu, bench_
     assert not _opens(fake_npu)
 
 
+@tf2_adapter
 def test_npu_memory_and_profile_through_npu_smi_and_the_adapter(fake_npu, bench_run, tiny,
                                                                  tiny_case, tmp_path,
                                                                  monkeypatch):
