@@ -147,6 +147,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
     from harness.run.plan import Hosts, load, reserve_devices
     from harness.run.progress import make_progress
     from harness.run.session import execute
+    from harness.run.watchdog import Watchdog
 
     extra = list(overrides)
     if device:
@@ -165,6 +166,7 @@ def run(cases: tuple[str, ...], device: str | None, devices: str | None,
         cluster = Hosts(names, host_rank, port_base)
     reserve_devices(resolved, plugins, cluster)  # before TensorFlow starts: all cases' counts
     signal.signal(signal.SIGTERM, _interrupt)
+    Watchdog.ignore_after_stop = True
     outcomes = []
     for case in resolved:
         outcome = execute(case, plugins, out, make_progress(), cluster, rank_table, port_base,

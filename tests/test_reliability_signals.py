@@ -93,7 +93,8 @@ def test_sigterm_to_a_run_reading_a_fifo_writes_an_interrupted_report(tmp_path):
     data.mkdir()
     os.mkfifo(data / "train-00000-of-00001")
     case = {"name": "fifo", "model": "resnext50", "device": "cpu", "batch_size": 2,
-            "data": {"source": "tfrecord", "path": str(data)},
+            # no input probe: the first training step is what waits on the FIFO
+            "data": {"source": "tfrecord", "path": str(data), "probe_steps": 0},
             "train": {"steps": 10, "warmup_steps": 1, "log_every": 2}, "eval": {"at_end": False},
             "params": {"image_size": 32, "groups": 2, "width_per_group": 2, "base_width": 8,
                        "blocks": [1, 1, 1, 1], "num_classes": 4, "train_examples": 64}}

@@ -82,6 +82,12 @@ class Watchdog:
     ``"timeout"`` or ``"interrupted"``; ``message`` says which signal or timeout.
     """
 
+    # bench run (the CLI) sets it: once a run stopped for a signal or its timeout, later
+    # SIGINT/SIGTERMs are ignored until bench exits, so they cannot cut the summary, the exit
+    # status or Python's shutdown (which restores SIG_DFL for Python handlers, not SIG_IGN);
+    # a library caller keeps its own handlers
+    ignore_after_stop = False
+
     def __init__(self, folder: str, seconds: float, timeout_s: float,
                  plugins: BenchPlugins | None = None) -> None:
         self.folder = folder
@@ -145,7 +151,10 @@ class Watchdog:
             self._guard.wait()
         signal.set_wakeup_fd(self._saved_wakeup if self._saved_wakeup is not None else -1)
         os.close(self._wakeup_fd)
+        stopped = self.reason is not None and Watchdog.ignore_after_stop
         for signum, handler in self._saved.items():
+            if stopped and signum in SIGNALS:
+                handler = signal.SIG_IGN
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         if self._undo_exit is not None:
             self._undo_exit()
