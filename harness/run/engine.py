@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import BenchError
 from harness.run.train_step import (
+    check_launch,
     current_lr,
     distribute,
     make_train_loop,
@@ -69,11 +70,7 @@ class EagerEngine:
 
     def launch(self, steps: int) -> Any:
         """Start ``steps`` training steps; a handle for :meth:`wait` (nothing is synced)."""
-        if not 1 <= steps <= self.steps_per_loop:
-            raise ValueError(f"launch({steps}): 1 to {self.steps_per_loop} steps per launch")
-        if self._pending + steps > self.capacity:
-            raise ValueError(f"{self._pending + steps} steps launched without a wait; the "
-                             f"engine keeps the losses of {self.capacity}")
+        check_launch(steps, self.steps_per_loop, self._pending, self.capacity)
         if self.steps_per_loop == 1:
             self._pending += 1
             return [self._step()]

@@ -16,6 +16,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import BenchError
+from harness.run.train_step import check_launch
 
 if TYPE_CHECKING:
     from harness.devices.base import DeviceBackend
@@ -237,11 +238,7 @@ class GraphEngine:
 
     def launch(self, steps: int) -> Any:
         """Run ``steps`` training steps (one ``session.run``); a handle for :meth:`wait`."""
-        if not 1 <= steps <= self.steps_per_loop:
-            raise ValueError(f"launch({steps}): 1 to {self.steps_per_loop} steps per launch")
-        if self._pending + steps > self.capacity:
-            raise ValueError(f"{self._pending + steps} steps launched without a wait; the "
-                             f"engine keeps the losses of {self.capacity}")
+        check_launch(steps, self.steps_per_loop, self._pending, self.capacity)
         if self._device_loop and steps != self.steps_per_loop:
             raise BenchError(f"train.steps_per_loop: the device loop runs {self.steps_per_loop} "
                              f"steps per session run (the session config's "

@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
+def check_launch(steps: int, steps_per_loop: int, pending: int, capacity: int) -> None:
+    """An engine's ``launch(steps)`` rules: 1 to ``steps_per_loop`` steps, and no more steps
+    launched without a wait than the engine keeps losses of."""
+    if not 1 <= steps <= steps_per_loop:
+        raise ValueError(f"launch({steps}): 1 to {steps_per_loop} steps per launch")
+    if pending + steps > capacity:
+        raise ValueError(f"{pending + steps} steps launched without a wait; the engine keeps "
+                         f"the losses of {capacity}")
+
+
 def distribute(strategy: Any, dataset: Any) -> Any:
     """Hand ``dataset`` to ``strategy``.
 
