@@ -198,6 +198,21 @@ def test_synthetic_data_is_not_probed_unless_asked(bench_run, tiny, tiny_case):
     assert result["input_pipeline"]["steps"] == 8
 
 
+@eager_engine
+@pytest.mark.core
+def test_the_input_probe_does_not_change_the_training_it_measures(bench_run, tiny, tiny_case):
+    """The probe reads its own pipeline and the seeds are set again after it: the same loss
+    curve and accuracy as without it (before, the probe's ops moved the op seeds and the
+    model started from other weights)."""
+    tiny_case["train"] = {"steps": 20, "warmup_steps": 5, "log_every": 5}
+    plain = bench_run(dict(tiny_case), plugins=[tiny]).report["results"][0]
+    probed = bench_run(dict(tiny_case, data={"probe_steps": 8}),
+                       plugins=[tiny]).report["results"][0]
+    assert probed["input_pipeline"]["steps"] == 8 and "input_pipeline" not in plain
+    assert probed["loss"]["curve"] == plain["loss"]["curve"]
+    assert probed["accuracy"] == plain["accuracy"]
+
+
 # --- checkpoints -----------------------------------------------------------------------------
 
 

@@ -216,6 +216,19 @@ class Runner:
         strategy = ctx.strategy
         times = result.time
 
+        if case.data.probe_batches and scope.kind != GRAPH and not job.input_only:
+            # (graph: only when asked, and refused.) The probe reads a pipeline of its own,
+            # built before the run's, and the seeds are set again after it: the run then
+            # trains on the same data order from the same initial weights as without it.
+            began = time.perf_counter()
+            probed = model.build_dataset("train", ctx)
+            if probed is not None:
+                if tfcompat.dataset_cardinality(probed) > 0:
+                    probed = probed.repeat()
+                self._probe(ctx, probed, result)
+                del probed
+                tfcompat.set_random_seed(case.seed)
+            times["probe_s"] += time.perf_counter() - began
         dataset = model.build_dataset("train", ctx)
         if dataset is None:
             raise BenchError(f"no plugin built a train dataset for model {case.model!r}")
@@ -245,11 +258,6 @@ class Runner:
             result.warmup_steps = case.train.warmup_steps
             self._input_only(count, ctx, dataset, total, result, intervals, start)
             return
-        if case.data.probe_batches and scope.kind != GRAPH:  # graph: only when asked (refused)
-            began = time.perf_counter()
-            self._probe(ctx, dataset, result)
-            times["probe_s"] += time.perf_counter() - began
-
         with strategy.scope():
             spec = model.build_model(ctx)
             if spec is None:
